@@ -1,0 +1,1 @@
+"""Node modules of the pack. The pure math modules import nothing from the host."""

@@ -1,0 +1,16 @@
+"""The pack's V3 extension: the list of nodes the host registers."""
+from typing_extensions import override
+
+from comfy_api.latest import ComfyExtension, io
+
+from .merge_node import LatentWeightedMerge
+
+
+class SafetyDualLatentExtension(ComfyExtension):
+    @override
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [LatentWeightedMerge]
+
+
+async def comfy_entrypoint() -> SafetyDualLatentExtension:
+    return SafetyDualLatentExtension()

@@ -1,0 +1,50 @@
+"""Latent arithmetic of the method: pure torch, nothing from the host.
+
+The weighted sum is written as (1 - w) * a + w * b so that w = 0 returns `a` and
+w = 1 returns `b` bit for bit (0 * x is exactly zero for finite x).
+"""
+import math
+
+import torch
+
+
+def check_unit_interval(name, value):
+    """A weight or threshold must be a finite number in [0, 1]."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not math.isfinite(v) or v < 0.0 or v > 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
+def check_finite(name, tensor):
+    """Refuse NaN or infinity instead of propagating it into an image."""
+    if not torch.is_tensor(tensor):
+        raise ValueError(f"{name} must be a tensor, got {type(tensor).__name__}")
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise ValueError(f"{name} holds {bad} NaN or infinite values; refusing to propagate them")
+    return tensor
+
+
+def check_mergeable(name_a, a, name_b, b):
+    """Same shape, or the same shape but for a batch of 1 that broadcasts against batch N."""
+    if a.shape == b.shape:
+        return
+    same_rest = a.ndim == b.ndim and a.shape[1:] == b.shape[1:]
+    if same_rest and (a.shape[0] == 1 or b.shape[0] == 1):
+        return
+    raise ValueError(
+        f"{name_a} has shape {tuple(a.shape)} and {name_b} has shape {tuple(b.shape)}: "
+        "they must match (a batch of 1 may pair with any batch size)")
+
+
+def weighted_merge(a, b, weight, names=("latent_a", "latent_b")):
+    """(1 - weight) * a + weight * b, exact at weight 0 and 1."""
+    w = check_unit_interval("weight", weight)
+    check_mergeable(names[0], a, names[1], b)
+    if a.dtype != b.dtype or a.device != b.device:
+        b = b.to(device=a.device, dtype=a.dtype)
+    return (1.0 - w) * a + w * b
