@@ -3,13 +3,15 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
+from .encode_node import SafetyContextEncode
 from .merge_node import LatentWeightedMerge
+from .sampler_nodes import DualLatentKSampler, SafetyDualGuider
 
 
 class SafetyDualLatentExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [LatentWeightedMerge]
+        return [SafetyContextEncode, DualLatentKSampler, SafetyDualGuider, LatentWeightedMerge]
 
 
 async def comfy_entrypoint() -> SafetyDualLatentExtension:

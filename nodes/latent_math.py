@@ -48,3 +48,30 @@ def weighted_merge(a, b, weight, names=("latent_a", "latent_b")):
     if a.dtype != b.dtype or a.device != b.device:
         b = b.to(device=a.device, dtype=a.dtype)
     return (1.0 - w) * a + w * b
+
+
+def context_steps(context_threshold, steps):
+    """k = round(tau * N), rounding halves up: the leading steps that follow the user prompt alone."""
+    tau = check_unit_interval("context_threshold", context_threshold)
+    if int(steps) < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    return min(int(steps), int(math.floor(tau * int(steps) + 0.5)))
+
+
+def switch_sigma(sigmas, context_threshold):
+    """The noise level from which on the safety context applies, or None if it never does.
+
+    A model evaluation at sigma uses the safety context when sigma <= sigmas[k]. For
+    one-evaluation-per-step samplers (euler, DDIM, DPM++ 2M, ...) that is exactly "steps
+    k..N-1"; multi-evaluation samplers (heun, DPM++ 2S, ...) switch at the same noise level.
+    """
+    n = int(sigmas.shape[-1]) - 1
+    k = context_steps(context_threshold, max(n, 0))
+    if n <= 0 or k >= n:
+        return None
+    return float(sigmas[k])
+
+
+def at_or_below(sigma, switch):
+    """sigma <= switch, allowing for float32 round-off in solvers that recompute sigma."""
+    return switch is not None and float(sigma) <= switch * (1.0 + 1e-5)

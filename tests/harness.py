@@ -38,6 +38,8 @@ class InProcessHost:
         self.import_failures = []
         self.loop.run_until_complete(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
         main.hijack_progress(self.server)
+        self.server.last_prompt_id = None  # set by the host's prompt worker, which tests do not run
+        self.server.last_node_id = None
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC,
                                                  cache_args={"lru": 0, "ram": 0})
         self.pack_module = next((m for name, m in sys.modules.items()

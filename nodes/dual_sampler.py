@@ -1,0 +1,116 @@
+"""Dual latent sampling with the host's own pieces: noise, sigmas, samplers, previews.
+
+`sample_dual` is what DualLatentKSampler runs. It prepares inputs exactly as the host's
+KSampler does (same noise for the same seed, same sigmas for steps/denoise, same sampler
+object), then runs DualLatentGuider:
+
+- every_step: one sampler run with the merged denoised estimate after the threshold;
+- at_end: the user stream (recording its pre-threshold model outputs) and the safe
+  stream (replaying them, so the shared leading steps cost no model call), then
+  (1 - w) * z_u + w * z_s. Both runs share the seed, sigmas and therefore the noise of
+  ancestral/SDE samplers. Model cost N + (N - k) steps.
+"""
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+import nodes
+
+from .guider import DualLatentGuider
+from .latent_math import check_finite, check_unit_interval, context_steps, weighted_merge
+
+MERGE_MODES = ("every_step", "at_end")
+
+
+def check_conditioning(name, cond):
+    if not isinstance(cond, list) or len(cond) == 0:
+        raise ValueError(f"{name} is empty: connect a CONDITIONING (e.g. from SafetyContextEncode)")
+    return cond
+
+
+def prepare_inputs(model, seed, steps, sampler_name, scheduler, latent, denoise):
+    """Noise, latent, mask, sigmas and sampler exactly as the host's KSampler builds them."""
+    latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
+    ks = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
+                                 scheduler=scheduler, denoise=denoise, model_options=model.model_options)
+    return latent_image, noise, latent.get("noise_mask"), ks.sigmas, comfy.samplers.sampler_object(ks.sampler)
+
+
+def progress_callback(model, total_steps, offset=0, skip_below=0):
+    """The host's progress bar and previews, over the steps of several runs."""
+    inner = latent_preview.prepare_callback(model, total_steps)
+
+    def callback(step, x0, x, _run_steps):
+        if step >= skip_below:
+            inner(offset + step - skip_below, x0, x, total_steps)
+    return callback
+
+
+def run_guider(guider, model, noise, latent_image, sampler, sigmas, noise_mask, callback, seed):
+    samples = guider.sample(noise, latent_image, sampler, sigmas, denoise_mask=noise_mask, callback=callback,
+                            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    samples = samples.to(comfy.model_management.intermediate_device())
+    # Refuse rather than propagate: a diverged run must not pass as an image.
+    return check_finite("sampler output", samples)
+
+
+def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold):
+    guider = DualLatentGuider(model)
+    guider.set_conds(positive, negative, safe_positive)
+    guider.set_safety(cfg, safety_weight, context_threshold)
+    return guider
+
+
+def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
+                latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step"):
+    """Returns (latent, user_latent, safe_latent) as LATENT dicts."""
+    w = check_unit_interval("safety_weight", safety_weight)
+    tau = check_unit_interval("context_threshold", context_threshold)
+    if merge not in MERGE_MODES:
+        raise ValueError(f"merge must be one of {MERGE_MODES}, got {merge!r}")
+    check_conditioning("positive", positive)
+    check_conditioning("safe_positive", safe_positive)
+    check_finite("latent_image", latent["samples"])
+
+    def as_latent(samples):
+        out = latent.copy()
+        out["samples"] = samples
+        return out
+
+    # The host's own path where the method reduces to it: no extra model call at all.
+    if w == 0.0 or (w == 1.0 and tau == 0.0 and merge == "every_step"):
+        cond = positive if w == 0.0 else safe_positive
+        (out,) = nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, cond, negative, latent,
+                                       denoise=denoise)
+        check_finite("sampler output", out["samples"])
+        return out, out, out
+
+    latent_image, noise, noise_mask, sigmas, sampler = prepare_inputs(
+        model, seed, steps, sampler_name, scheduler, latent, denoise)
+    n = int(sigmas.shape[-1]) - 1
+
+    if merge == "every_step":
+        guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau)
+        samples = run_guider(guider, model, noise, latent_image, sampler, sigmas, noise_mask,
+                             progress_callback(model, n), seed)
+        branches = guider.branch_estimates()
+        if branches is None:  # no step after the threshold computed both branches
+            return as_latent(samples), as_latent(samples), as_latent(samples)
+        user, safe = (model.model.process_latent_out(b).to(samples.device) for b in branches)
+        return as_latent(samples), as_latent(user), as_latent(safe)
+
+    # at_end: the user stream records its pre-threshold outputs, the safe stream replays them.
+    k = context_steps(tau, n)
+    total = n + (n - k)
+    user_guider = make_guider(model, positive, negative, None, cfg, 0.0, tau)
+    user_guider.record = []
+    z_u = run_guider(user_guider, model, noise, latent_image, sampler, sigmas, noise_mask,
+                     progress_callback(model, total), seed)
+    safe_guider = make_guider(model, positive, negative, safe_positive, cfg, 1.0, tau)
+    safe_guider.replay = user_guider.record
+    z_s = run_guider(safe_guider, model, noise, latent_image, sampler, sigmas, noise_mask,
+                     progress_callback(model, total, offset=n, skip_below=k), seed)
+    merged = weighted_merge(z_u, z_s, w, names=("user_latent", "safe_latent"))
+    return as_latent(merged), as_latent(z_u), as_latent(z_s)

@@ -1,0 +1,93 @@
+"""DualLatentGuider: the every-step dual latent reconstruction as a host guider.
+
+Only `predict_noise` is overridden, so every sampler, scheduler, model family and host
+feature (noise, inpainting masks, previews, wrappers) runs on the host's own code.
+
+After the context threshold the user prompt, the negative and the safety context run in
+one batched `calc_cond_batch` call, and the denoised estimate is
+    D = D(c_n) + g * ((1 - w) * D(c_u) + w * D(c_s) - D(c_n)),
+which equals the per-step weighted sum of the two streams for samplers linear in D.
+Before the threshold, at w = 0, or at w = 1 the guider is the host's own CFG path with
+one positive, so no branch with weight 0 is ever evaluated.
+"""
+import math
+
+import comfy.samplers
+import node_helpers
+
+from .latent_math import at_or_below, check_unit_interval, switch_sigma, weighted_merge
+
+
+class DualLatentGuider(comfy.samplers.CFGGuider):
+    safety_weight = 0.0
+    context_threshold = 0.0
+    record = None   # list: pre-threshold outputs are appended here (at_end user stream)
+    replay = None   # list: pre-threshold outputs are served from here (at_end safe stream)
+    last_branches = None  # (user, uncond, safe) denoised of the latest dual step, for previews
+
+    def set_conds(self, positive, negative, safe_positive=None):
+        conds = {"positive": positive, "negative": negative}
+        if safe_positive is not None:
+            # The safety context is a positive prompt to the model's extra conds.
+            conds["safe_positive"] = node_helpers.conditioning_set_values(safe_positive, {"prompt_type": "positive"})
+        self.inner_set_conds(conds)
+
+    def set_safety(self, cfg, safety_weight, context_threshold):
+        self.cfg = cfg
+        self.safety_weight = check_unit_interval("safety_weight", safety_weight)
+        self.context_threshold = check_unit_interval("context_threshold", context_threshold)
+        if self.safety_weight > 0 and "safe_positive" not in self.original_conds:
+            raise ValueError("safe_positive is required when safety_weight > 0")
+
+    def before_threshold(self, timestep, model_options):
+        """True while the user prompt alone guides (noise levels above the threshold's)."""
+        if self.context_threshold == 0.0:
+            return False
+        sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+        if sigmas is None:
+            raise RuntimeError("the host did not pass sample_sigmas; context_threshold needs them")
+        return not at_or_below(timestep.max(), switch_sigma(sigmas, self.context_threshold))
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        before = self.before_threshold(timestep, model_options)
+        if before and self.replay:
+            sigma, out = self.replay.pop(0)
+            if not bool((sigma == timestep).all()):
+                raise RuntimeError("at_end replay went out of step with the user stream")
+            return out
+        w = 0.0 if before else self.safety_weight
+        positive = self.conds.get("positive")
+        negative = self.conds.get("negative")
+        if w == 0.0 or w == 1.0:
+            cond = positive if w == 0.0 else self.conds["safe_positive"]
+            out = comfy.samplers.sampling_function(self.inner_model, x, timestep, negative, cond, self.cfg,
+                                                   model_options=model_options, seed=seed)
+            if before and self.record is not None:
+                self.record.append((timestep.clone(), out.clone()))
+            return out
+        return self.dual_cfg(x, timestep, model_options, w, positive, negative, self.conds["safe_positive"])
+
+    def dual_cfg(self, x, timestep, model_options, w, positive, negative, safe):
+        # Same rule as the host: at cfg 1 the negative branch contributes nothing.
+        uncond = negative
+        if math.isclose(self.cfg, 1.0) and not model_options.get("disable_cfg1_optimization", False):
+            uncond = None
+        user_pred, uncond_pred, safe_pred = comfy.samplers.calc_cond_batch(
+            self.inner_model, [positive, uncond, safe], x, timestep, model_options)
+        self.last_branches = (user_pred, uncond_pred, safe_pred)
+        cond_pred = weighted_merge(user_pred, safe_pred, w, names=("user branch", "safe branch"))
+        # sampling_function() is skipped, so re-apply its pre-cfg hooks on the merged branch;
+        # cfg_function() then applies the host's cfg and post-cfg hooks as usual.
+        out = [cond_pred, uncond_pred]
+        for fn in model_options.get("sampler_pre_cfg_function", []):
+            out = fn({"conds": [positive, uncond], "conds_out": out, "cond_scale": self.cfg, "timestep": timestep,
+                      "input": x, "sigma": timestep, "model": self.inner_model, "model_options": model_options})
+        return comfy.samplers.cfg_function(self.inner_model, out[0], out[1], self.cfg, x, timestep,
+                                           model_options=model_options, cond=positive, uncond=uncond)
+
+    def branch_estimates(self):
+        """Per-branch guided x0 estimates of the latest dual step (host latent space), or None."""
+        if self.last_branches is None:
+            return None
+        user, uncond, safe = self.last_branches
+        return tuple(uncond + (b - uncond) * self.cfg for b in (user, safe))

@@ -1,0 +1,100 @@
+"""DualLatentKSampler and SafetyDualGuider: the method as sampler and guider nodes."""
+import comfy.samplers
+from comfy_api.latest import io
+
+from .dual_sampler import MERGE_MODES, check_conditioning, make_guider, sample_dual
+
+
+def weight_input():
+    return io.Float.Input("safety_weight", default=0.5, min=0.0, max=1.0, step=0.01,
+                          tooltip="Share of the safety context: 0 is the plain sampler (no extra cost), "
+                                  "1 follows the safety context alone after the threshold.")
+
+
+def threshold_input():
+    return io.Float.Input("context_threshold", default=0.2, min=0.0, max=1.0, step=0.01,
+                          tooltip="tau: the first round(tau * steps) steps follow your prompt alone, keeping its "
+                                  "layout; higher keeps more of the original image.")
+
+
+class DualLatentKSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DualLatentKSampler",
+            display_name="KSampler (Safety Dual Latent)",
+            category="safety",
+            description="A drop-in KSampler that reconstructs the image from your prompt's stream and a "
+                        "safety-context stream started from the same noise.",
+            inputs=[
+                io.Model.Input("model", tooltip="The model used for denoising."),
+                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                             tooltip="The noise seed (shared by both streams)."),
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampler steps."),
+                io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance scale (1 for guidance-distilled models)."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, tooltip="The sampler."),
+                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, tooltip="The scheduler."),
+                io.Conditioning.Input("positive", tooltip="Your prompt's conditioning."),
+                io.Conditioning.Input("negative", tooltip="The negative conditioning (shared by both streams)."),
+                io.Conditioning.Input("safe_positive", tooltip="The safety context's conditioning "
+                                                               "(SafetyContextEncode)."),
+                io.Latent.Input("latent_image", tooltip="The latent to denoise (empty, img2img or inpainting)."),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Denoising strength."),
+                weight_input(),
+                threshold_input(),
+                io.Combo.Input("merge", options=list(MERGE_MODES), default="every_step",
+                               tooltip="every_step: the streams are merged at every step after the threshold "
+                                       "(one batched model call, about 1.5x a KSampler); at_end: two full streams, "
+                                       "merged once at the end (N + (N - k) steps)."),
+            ],
+            outputs=[
+                io.Latent.Output("latent", tooltip="The result: (1 - w) * user + w * safe, per the merge mode."),
+                io.Latent.Output("user_latent", tooltip=(
+                    "at_end: your prompt's full stream (exactly KSampler's result). every_step: the final-step "
+                    "denoised estimate of your prompt's branch. Repeats `latent` where that branch was not "
+                    "computed (safety_weight 0 or 1).")),
+                io.Latent.Output("safe_latent", tooltip=(
+                    "at_end: the safety-context stream, started from your stream after the threshold. "
+                    "every_step: the final-step denoised estimate of the safety-context branch. Repeats "
+                    "`latent` where that branch was not computed (safety_weight 0 or 1).")),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
+                latent_image, denoise, safety_weight, context_threshold, merge) -> io.NodeOutput:
+        return io.NodeOutput(*sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                          safe_positive, latent_image, denoise, safety_weight, context_threshold,
+                                          merge))
+
+
+class SafetyDualGuider(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SafetyDualGuider",
+            display_name="Safety Dual Guider",
+            category="safety",
+            description="A GUIDER for SamplerCustomAdvanced: the every-step dual latent reconstruction, with "
+                        "your prompt, the negative and the safety context in one batched model call.",
+            inputs=[
+                io.Model.Input("model", tooltip="The model used for denoising."),
+                io.Conditioning.Input("positive", tooltip="Your prompt's conditioning."),
+                io.Conditioning.Input("negative", tooltip="The negative conditioning."),
+                io.Conditioning.Input("safe_positive", tooltip="The safety context's conditioning."),
+                io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance scale."),
+                weight_input(),
+                threshold_input(),
+            ],
+            outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, safe_positive, cfg, safety_weight,
+                context_threshold) -> io.NodeOutput:
+        check_conditioning("positive", positive)
+        check_conditioning("safe_positive", safe_positive)
+        return io.NodeOutput(make_guider(model, positive, negative, safe_positive, cfg, safety_weight,
+                                         context_threshold))
