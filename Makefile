@@ -11,6 +11,7 @@ demo: setup
 	$(PY) scripts/demo.py $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
 test: setup
+	bash scripts/setup_browser.sh
 	cd tests && ../$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:
