@@ -4,6 +4,7 @@ from typing_extensions import override
 from comfy_api.latest import ComfyExtension, io
 
 from .encode_node import SafetyContextEncode
+from .gate_node import SafetyPromptGate
 from .merge_node import LatentWeightedMerge
 from .sampler_nodes import DualLatentKSampler, SafetyDualGuider
 
@@ -11,7 +12,7 @@ from .sampler_nodes import DualLatentKSampler, SafetyDualGuider
 class SafetyDualLatentExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SafetyContextEncode, DualLatentKSampler, SafetyDualGuider, LatentWeightedMerge]
+        return [SafetyContextEncode, DualLatentKSampler, SafetyDualGuider, LatentWeightedMerge, SafetyPromptGate]
 
 
 async def comfy_entrypoint() -> SafetyDualLatentExtension:

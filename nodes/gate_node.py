@@ -1,0 +1,94 @@
+"""SafetyPromptGate: applies the safety weight only to prompts the gate judges unsafe.
+
+The decision is prompt_gate.gate_decision; this module only adds the host's text encoder:
+the prompt, the preset's unsafe terms (its concepts) and the empty prompt are embedded with
+the CLIP the node receives. Concept embeddings are cached per (CLIP object, preset).
+"""
+import weakref
+
+import torch
+from comfy_api.latest import io
+
+from .latent_math import check_unit_interval
+from .preset_store import get_preset, preset_names
+from .prompt_gate import DEFAULT_THRESHOLD, SIMILARITY_FLOOR, gate_decision, nearest_concept
+
+_concept_cache = {}  # (id(clip), preset name, terms) -> (weakref to clip, concepts, matrix, null vector)
+
+
+def embed_text(clip, text):
+    """One vector per text: the encoder's pooled output, or its mean token state if it has none."""
+    cond, pooled = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
+    vec = pooled[0] if pooled is not None else cond[0].mean(dim=0)
+    return vec.detach().float().cpu()
+
+
+def concept_embeddings(clip, preset):
+    """(concept texts, their embeddings, the empty prompt's embedding), computed once per clip and preset."""
+    key = (id(clip), preset.name, preset.unsafe_terms)
+    hit = _concept_cache.get(key)
+    if hit is not None and hit[0]() is clip:  # id() alone may be reused by a new object
+        return hit[1:]
+    concepts = list(dict.fromkeys(t.strip() for t in preset.unsafe_terms if t.strip()))
+    if not concepts:
+        raise ValueError(f"preset {preset.name!r} has no unsafe terms to compare the prompt with")
+    matrix = torch.stack([embed_text(clip, c) for c in concepts])
+    null = embed_text(clip, "")
+    _concept_cache[key] = (weakref.ref(clip), concepts, matrix, null)
+    return concepts, matrix, null
+
+
+def evaluate_gate(clip, text, preset_name, threshold=DEFAULT_THRESHOLD, similarity_floor=SIMILARITY_FLOOR):
+    """The gate's GateDecision for a prompt, term and similarity parts included."""
+    if clip is None:
+        raise ValueError("clip is None: the checkpoint has no text encoder; load one with a CLIP loader")
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    preset = get_preset(preset_name)
+    if not text.strip():  # nothing to encode; gate_decision reports the empty prompt
+        return gate_decision(text, preset.unsafe_terms, threshold, similarity_floor=similarity_floor)
+    concepts, matrix, null = concept_embeddings(clip, preset)
+    similarity, i = nearest_concept(embed_text(clip, text), matrix, null)
+    return gate_decision(text, preset.unsafe_terms, threshold, similarity=similarity, concept=concepts[i],
+                         similarity_floor=similarity_floor)
+
+
+class SafetyPromptGate(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SafetyPromptGate",
+            display_name="Safety Prompt Gate",
+            category="safety",
+            description="Passes the safety weight on only when the prompt is judged unsafe (a preset term, or "
+                        "close to one in the text encoder's space), so benign prompts sample exactly as "
+                        "without the pack.",
+            inputs=[
+                io.Clip.Input("clip", tooltip="The text encoder of your model; the similarity is measured in "
+                                              "its embedding space."),
+                io.String.Input("text", multiline=True, dynamic_prompts=True,
+                                tooltip="Your prompt: the same text you encode (connect one text node to both)."),
+                io.Combo.Input("preset", options=preset_names(),
+                               tooltip="Safety context preset whose unsafe terms are the concepts to detect."),
+                io.Float.Input("threshold", default=DEFAULT_THRESHOLD, min=0.0, max=1.0, step=0.01,
+                               tooltip="The prompt is unsafe when its score reaches this (a term match always "
+                                       "does). 0 applies safety to every prompt; higher asks for closer "
+                                       "similarity."),
+                io.Float.Input("safety_weight", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="The safety weight to pass on when the prompt is unsafe."),
+            ],
+            outputs=[
+                # Ids must differ from the inputs'; the names users see are the display names.
+                io.Float.Output("gated_weight", display_name="safety_weight", tooltip="The input weight when the prompt is unsafe, else 0.0 "
+                                                         "(the sampler then returns exactly KSampler's result)."),
+                io.Float.Output("score", display_name="score", tooltip="0..1: 1 for a term match, else the similarity part."),
+                io.Boolean.Output("is_unsafe", display_name="is_unsafe", tooltip="Whether the prompt was judged unsafe."),
+                io.String.Output("reason", display_name="reason", tooltip="Which term or concept triggered the gate, or why not."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clip, text, preset, threshold, safety_weight) -> io.NodeOutput:
+        w = check_unit_interval("safety_weight", safety_weight)
+        d = evaluate_gate(clip, text, preset, threshold)
+        return io.NodeOutput(w if d.is_unsafe else 0.0, float(d.score), bool(d.is_unsafe), d.reason)
