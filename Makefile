@@ -16,3 +16,9 @@ test: setup
 
 clean:
 	rm -rf .build
+
+# Speed and memory of DualLatentKSampler against the host's KSampler, interleaved in one
+# process (issue 6). BENCH_ARGS=--quick for a short run; results land in bench/results/.
+.PHONY: bench-speed
+bench-speed: setup
+	$(PY) bench/speed.py --threads 1 --out bench/results/speed_cpu.md $(BENCH_ARGS)

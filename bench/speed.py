@@ -157,10 +157,12 @@ class CudaMemory:
 class Bench:
     """The loaded model, conds and probes; runs one KSampler or DualLatentKSampler call."""
 
-    def __init__(self, host, device="cpu", ckpt=None, steps=20):
+    def __init__(self, host, device="cpu", ckpt=None, steps=20, loaded=None):
         import torch
         self.host, self.torch, self.steps, self.device = host, torch, steps, device
-        model, clip, _vae = host.load_checkpoint(ckpt) if ckpt else host.load_checkpoint()
+        if loaded is None:
+            loaded = host.load_checkpoint(ckpt) if ckpt else host.load_checkpoint()
+        model, clip = loaded[0], loaded[1]
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         self.counter = ModelCounter(sync)
         self.model = model.clone()
