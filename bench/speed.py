@@ -9,10 +9,13 @@ Reported per configuration:
 - model calls per step and conds per step (rows of the batched model input / batch size),
   counted by a unet wrapper on the real model (`set_model_unet_function_wrapper`), and the
   share of the wall time spent inside those model calls;
-- peak memory: on CPU the peak RSS of the process during the run (Linux VmHWM, reset before
-  each run through /proc/self/clear_refs), as a total and as the working delta above the RSS
-  at the start of the run; on CUDA torch.cuda.max_memory_allocated, total and delta.
-Targets (ratios to KSampler in the same run) are printed with PASS/MISS beside them.
+- peak memory, from one extra untimed pair of a few steps (the per-step peak repeats every
+  step): "working" = peak bytes of torch tensors allocated during the run and alive at once
+  (on CPU through a dispatch hook, the stand-in for CUDA's allocator statistics; on CUDA
+  max_memory_allocated minus the allocation at the start), "total" = the process's peak RSS
+  (Linux VmHWM, reset per run through /proc/self/clear_refs) or CUDA max_memory_allocated.
+Targets (ratios to KSampler in the same run) are printed with PASS/MISS beside them; the
+sizes where one run is slow get fewer pairs (--row-budget), so the whole grid stays bounded.
 
 Usage: python bench/speed.py [--quick] [--device cpu|cuda] [--out FILE] [--profile]
 """
