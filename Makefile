@@ -22,3 +22,8 @@ clean:
 .PHONY: bench-speed
 bench-speed: setup
 	$(PY) bench/speed.py --threads 1 --out bench/results/speed_cpu.md $(BENCH_ARGS)
+
+# The concept world (concept_world/): trains it if the cache lacks it, prints its numbers.
+.PHONY: world
+world: setup
+	$(PY) -m concept_world.build

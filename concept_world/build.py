@@ -1,0 +1,288 @@
+"""Build (or reuse) the concept world's checkpoint: construct, train, cache, link into the host.
+
+    python -m concept_world.build [--comfyui PATH] [--steps N]     (or `make world`)
+
+`ensure_world(comfyui_path)` returns the checkpoint path, training only when the cache has
+no checkpoint for this exact configuration (a hash of CONFIG and the training code).
+Cache: ${SAFETY_CACHE_DIR:-~/.cache/comfyui-safety-dual-latent}/concept_world/<hash>/.
+The checkpoint is linked into the host's models/checkpoints/ as concept-world.safetensors,
+so the stock CheckpointLoaderSimple loads it.
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PACK_DIR = Path(__file__).resolve().parents[1]
+CHECKPOINT_NAME = "concept-world.safetensors"
+
+CONFIG = dict(
+    seed=0, n_train=8000, data_noise=0.02,
+    steps=300, batch=16, lr=5e-4, warmup=20, weight_decay=0.0, grad_clip=1.0,
+    cfg_dropout=0.1, clip_seed=0,
+    beta_start=0.00085, beta_end=0.012, timesteps=1000,
+)
+# what defines the trained weights (a change retrains): these files and the training functions
+_HASHED = ["scenes.py", "latent.py", "construct.py"]
+_HASHED_FUNCS = ["init_unet_", "build_untrained", "save_checkpoint", "encode_captions", "train"]
+
+
+def cache_root():
+    base = os.environ.get("SAFETY_CACHE_DIR") or os.path.expanduser("~/.cache/comfyui-safety-dual-latent")
+    return Path(base) / "concept_world"
+
+
+def config_hash(config):
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name in _HASHED:
+        h.update((Path(__file__).parent / name).read_bytes())
+    import inspect
+    for name in _HASHED_FUNCS:
+        h.update(inspect.getsource(globals()[name]).encode())
+    return h.hexdigest()[:16]
+
+
+def default_comfyui_path():
+    sys.path.insert(0, str(PACK_DIR / "scripts"))
+    from comfy_host import comfyui_path
+    return comfyui_path()
+
+
+def setup_host(comfyui):
+    comfyui = str(Path(comfyui).resolve())
+    if comfyui not in sys.path:
+        sys.path.insert(0, comfyui)
+    scripts = str(PACK_DIR / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from comfy.cli_args import args
+    args.cpu = True
+
+
+def init_unet_(unet, seed):
+    """Standard init (torch defaults; output convs of residual branches zero, as in SD)."""
+    import torch
+    torch.manual_seed(seed)
+    for name, m in unet.named_modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.Conv1d, torch.nn.Conv3d)):
+            base = next(c for c in type(m).__mro__ if c.__module__.startswith("torch.nn.modules"))
+            base.reset_parameters(m)  # the host's ops skip init on purpose; we want torch's
+        elif isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)):
+            torch.nn.init.ones_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if (".out_layers.3." in name or ".proj_out." in name or name.startswith("out.2.")):
+                p.zero_()
+    for name, p in unet.named_parameters():
+        assert torch.isfinite(p).all(), name
+
+
+def build_untrained(seed=0, clip_seed=0):
+    """Host modules with the world's constructed text encoder and VAE and an initialised UNet."""
+    import build_tiny_checkpoint as btc
+    from . import construct
+    unet, clip, vae = btc.build_modules()
+    construct.construct_clip_(clip, clip_seed)
+    construct.construct_vae_(vae)
+    init_unet_(unet, seed)
+    return unet, clip, vae
+
+
+def save_checkpoint(unet, clip, vae, path, dtype=None, metadata=None):
+    import torch
+    import safetensors.torch
+    import build_tiny_checkpoint as btc
+    sd = btc.checkpoint_state_dict(unet, clip, vae, dtype or torch.float16)
+    tmp = str(path) + ".tmp"
+    safetensors.torch.save_file(sd, tmp, metadata=metadata or {})
+    os.replace(tmp, path)
+
+
+def encode_captions(ckpt_path, captions, verify=6, log=print):
+    """Captions -> (n, 77, 768) conditioning.
+
+    The host's own tokenizer gives the token ids; the world's constructed text encoder is
+    exactly final_layer_norm(token_embedding + position_embedding) (all residual branches are
+    zero), which is computed here directly from the checkpoint's weights, because the full
+    CLIP-L forward costs about a second per caption on two cores. The first `verify` captions
+    (and the empty one) are also run through the host's own encoder (the calls CLIPTextEncode
+    makes) and must agree: the closed form is checked, not assumed.
+    """
+    import torch
+    import comfy.sd
+    import safetensors.torch
+    _, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(ckpt_path), output_vae=False, output_model=False)
+    pre = "cond_stage_model.transformer.text_model."
+    with safetensors.safe_open(str(ckpt_path), "pt") as f:
+        tok = f.get_tensor(pre + "embeddings.token_embedding.weight").float()
+        pos = f.get_tensor(pre + "embeddings.position_embedding.weight").float()
+        ln_w = f.get_tensor(pre + "final_layer_norm.weight").float()
+        ln_b = f.get_tensor(pre + "final_layer_norm.bias").float()
+    out = []
+    for text in captions:
+        ids = torch.tensor([t for t, _ in clip.tokenize(text)["l"][0]])
+        assert len(ids) == pos.shape[0], (text, len(ids))
+        out.append(torch.nn.functional.layer_norm(tok[ids] + pos, (tok.shape[1],), ln_w, ln_b, eps=1e-5))
+    out = torch.stack(out)
+    check = list(range(min(verify, len(captions))))
+    check += [i for i, c in enumerate(captions) if c == "" and i not in check]
+    for i in check:
+        ref = clip.encode_from_tokens(clip.tokenize(captions[i]))[0].float()
+        err = (ref - out[i]).abs().max().item()
+        if err > 2e-2:
+            raise RuntimeError(f"closed-form text encoding differs from the host's by {err} on {captions[i]!r}")
+    log(f"[world] closed-form text encoding matches the host's CLIPTextEncode path on {len(check)} captions")
+    return out
+
+
+def train(config, workdir, log=print):
+    """Train the UNet; returns (checkpoint path, training seconds)."""
+    import torch
+    from . import scenes, latent
+    torch.manual_seed(config["seed"])
+    # one thread by default: on a shared 2-core machine two threads were 2x slower (spinning)
+    torch.set_num_threads(int(os.environ.get("SAFETY_WORLD_THREADS", "1")))
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    unet, clip, vae = build_untrained(config["seed"], config["clip_seed"])
+    init_path = workdir / "untrained.safetensors"
+    save_checkpoint(unet, clip, vae, init_path)
+    data = scenes.make_dataset(config["n_train"], config["seed"], config["data_noise"])
+    caps = sorted(set(data["captions"]))
+    t0 = time.time()
+    emb = encode_captions(init_path, caps + [""], log=log)
+    empty = emb[-1]
+    emb = emb[:-1]
+    log(f"[world] {len(caps)} distinct captions encoded by the host in {time.time() - t0:.1f} s")
+    where = {c: i for i, c in enumerate(caps)}
+    cap_idx = torch.tensor([where[c] for c in data["captions"]])
+    x0_all = torch.tensor(latent.cells_to_scaled(data["cells"]))
+    betas = torch.linspace(config["beta_start"] ** 0.5, config["beta_end"] ** 0.5, config["timesteps"],
+                           dtype=torch.float64) ** 2
+    abar = torch.cumprod(1.0 - betas, 0).float()
+    del clip, vae
+    unet.train()
+    opt = torch.optim.AdamW(unet.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    g = torch.Generator().manual_seed(config["seed"] + 1)
+    steps, bs = config["steps"], config["batch"]
+    t0 = time.time()
+    ema = None
+    for step in range(steps):
+        lr = config["lr"] * min(1.0, (step + 1) / config["warmup"]) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.9 + 0.1)
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        idx = torch.randint(0, len(x0_all), (bs,), generator=g)
+        x0 = x0_all[idx]
+        t = torch.randint(0, config["timesteps"], (bs,), generator=g)
+        eps = torch.randn(x0.shape, generator=g)
+        a = abar[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        ctx = emb[cap_idx[idx]].clone()
+        drop = torch.rand(bs, generator=g) < config["cfg_dropout"]
+        ctx[drop] = empty
+        pred = unet(xt, timesteps=t.float(), context=ctx)
+        loss = torch.nn.functional.mse_loss(pred, eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), config["grad_clip"])
+        opt.step()
+        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        if step % 50 == 0 or step == steps - 1:
+            el = time.time() - t0
+            log(f"[world] step {step + 1}/{steps} loss {ema:.4f} lr {lr:.2e} "
+                f"{el:.0f} s ({el / (step + 1):.2f} s/step)")
+    train_s = time.time() - t0
+    unet.eval()
+    _, clip, vae = build_untrained(config["seed"], config["clip_seed"])
+    path = workdir / CHECKPOINT_NAME
+    save_checkpoint(unet, clip, vae, path, metadata={
+        "built_by": "comfyui-safety-dual-latent concept_world", "config": json.dumps(config),
+        "train_seconds": f"{train_s:.1f}"})
+    init_path.unlink()
+    (workdir / "info.json").write_text(json.dumps({"config": config, "train_seconds": train_s,
+                                                   "distinct_captions": len(caps), "final_loss": ema}, indent=1))
+    return path, train_s
+
+
+def link_into_host(path, comfyui):
+    dest = Path(comfyui) / "models" / "checkpoints" / CHECKPOINT_NAME
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_symlink() or dest.exists():
+        if dest.is_symlink() and os.readlink(dest) == str(path):
+            return dest
+        dest.unlink()
+    os.symlink(path, dest)
+    return dest
+
+
+def ensure_world(comfyui_path=None, config=None, log=print):
+    """The trained world's checkpoint path (training first if the cache lacks it); also linked
+    into the host's models/checkpoints/ as concept-world.safetensors."""
+    comfyui_path = Path(comfyui_path or default_comfyui_path())
+    config = dict(CONFIG, **(config or {}))
+    workdir = cache_root() / config_hash(config)
+    path = workdir / CHECKPOINT_NAME
+    if not path.exists():
+        setup_host(comfyui_path)
+        log(f"[world] training the concept world into {workdir} (config {config})")
+        train(config, workdir, log=log)
+    link_into_host(path, comfyui_path)
+    return path
+
+
+def ensure_untrained(comfyui_path=None, name="concept-world-untrained.safetensors"):
+    """The world's checkpoint before training (constructed text encoder and VAE, initialised
+    UNet), cached and linked into the host as `name`: for fast tests of the loading path."""
+    comfyui_path = Path(comfyui_path or default_comfyui_path())
+    config = dict(CONFIG)
+    path = cache_root() / ("untrained-" + config_hash(config) + ".safetensors")
+    if not path.exists():
+        setup_host(comfyui_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(*build_untrained(config["seed"], config["clip_seed"]), path)
+    dest = Path(comfyui_path) / "models" / "checkpoints" / name
+    if not (dest.is_symlink() and os.readlink(dest) == str(path)):
+        if dest.is_symlink() or dest.exists():
+            dest.unlink()
+        os.symlink(path, dest)
+    return name
+
+
+def world_info(config=None):
+    config = dict(CONFIG, **(config or {}))
+    p = cache_root() / config_hash(config) / "info.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Build the concept world and check its gates.")
+    ap.add_argument("--comfyui", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--no-gates", action="store_true")
+    a = ap.parse_args()
+    cfg = {"steps": a.steps} if a.steps else {}
+    t0 = time.time()
+    path = ensure_world(a.comfyui, cfg)
+    info = world_info(cfg)
+    print(f"[world] checkpoint {path} (ready in {time.time() - t0:.1f} s; "
+          f"training took {info['train_seconds']:.0f} s, {info['config']['steps']} steps)")
+    from . import detect
+    acc = detect.heldout_accuracy()
+    print(f"[world] detector on held-out renderings: exact-set accuracy {acc['exact']:.4f}, "
+          f"per-concept {acc['per_concept']:.4f} (n={acc['n']})")
+    if not a.no_gates:
+        from . import gates
+        res = gates.check(a.comfyui or default_comfyui_path())
+        print(gates.format_report(res))
+        sys.exit(0 if res["passed"] else 1)
+
+
+if __name__ == "__main__":
+    main()
