@@ -29,6 +29,14 @@ def check_conditioning(name, cond):
     return cond
 
 
+def check_latent_channels(model, samples):
+    """A non-empty latent must have the model's channel count (the host pads only empty ones)."""
+    channels = model.get_model_object("latent_format").latent_channels
+    if not samples.is_nested and samples.shape[1] != channels and bool(samples.any()):
+        raise ValueError(f"latent_image has {samples.shape[1]} channels but this model's latents have "
+                         f"{channels}: encode the image with this model's VAE")
+
+
 def prepare_inputs(model, seed, steps, sampler_name, scheduler, latent, denoise):
     """Noise, latent, mask, sigmas and sampler exactly as the host's KSampler builds them."""
     latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
@@ -73,6 +81,7 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     check_conditioning("positive", positive)
     check_conditioning("safe_positive", safe_positive)
     check_finite("latent_image", latent["samples"])
+    check_latent_channels(model, latent["samples"])
 
     def as_latent(samples):
         out = latent.copy()

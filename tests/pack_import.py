@@ -5,6 +5,7 @@ import types
 from pathlib import Path
 
 PACK_DIR = Path(__file__).resolve().parents[1]
+PACK_DIR = PACK_DIR
 ALIAS = "safety_pack_under_test"
 
 
