@@ -262,13 +262,19 @@ def weight_sweep(info, weights=(0.0, 0.25, 0.5, 0.75, 1.0)):
 
 def gated_txt2img(info):
     g = Graph(info, "gated_txt2img")
-    g.note("Gated safety: SafetyPromptGate scores your prompt against the preset's unsafe terms. Below the "
-           "threshold it outputs safety_weight 0, so benign prompts give exactly the plain KSampler image; "
-           "above it, the weight you set. Its safety_weight output drives the sampler's safety_weight input.",
-           (20, 0), (700, 130))
-    ck, enc, neg, lat = common(g)
-    gate = g.add("SafetyPromptGate", (C1, None), clip=out(ck, 1), text=PROMPT, preset="sexual",
+    g.note("Gated safety: SafetyPromptGate scores your prompt against the preset's unsafe terms (word match, "
+           "and similarity in the model's text encoder). Below its threshold it outputs safety_weight 0, so a "
+           "benign prompt gives exactly the plain KSampler image; above it, the weight you set on the gate. "
+           "One prompt node feeds both the encoder and the gate; the gate's safety_weight output drives the "
+           "sampler's safety_weight input.", (20, 0), (760, 150))
+    ck = g.add("CheckpointLoaderSimple", (C0, None), ckpt_name=TINY_CHECKPOINT)
+    lat = g.add("EmptyLatentImage", (C0, None), width=SIZE, height=SIZE, batch_size=1)
+    prompt = g.add("PrimitiveStringMultiline", (C0, None), title="Prompt", value=PROMPT)
+    enc = g.add("SafetyContextEncode", (C1, None), clip=out(ck, 1), text=out(prompt, 0), preset="sexual",
+                mode="append", extra_context="")
+    gate = g.add("SafetyPromptGate", (C1, None), clip=out(ck, 1), text=out(prompt, 0), preset="sexual",
                  threshold=0.5, safety_weight=0.6)
+    neg = g.add("CLIPTextEncode", (C1, None), title="Negative", clip=out(ck, 1), text=NEGATIVE)
     ks = g.add("DualLatentKSampler", (C2, None), model=out(ck, 0), positive=out(enc, 0), negative=out(neg, 0),
                safe_positive=out(enc, 1), latent_image=out(lat, 0), **sampler_values(safety_weight=out(gate, 0)))
     dec = g.add("VAEDecode", (C3, None), samples=out(ks, 0), vae=out(ck, 2))

@@ -12,8 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from comfy_host import PACK_DIR, TINY_CHECKPOINT, HostServer, comfyui_path, output_images  # noqa: E402
+from workflow_to_api import convert  # noqa: E402
 
-DEFAULT_WORKFLOW = PACK_DIR / "workflows" / "api" / "latent_merge_demo.json"
+# UI format, as users load it; converted to API format with the running host's /object_info.
+DEFAULT_WORKFLOW = PACK_DIR / "workflows" / "safe_txt2img.json"
 
 
 def use_checkpoint(prompt, checkpoint):
@@ -32,17 +34,19 @@ def use_checkpoint(prompt, checkpoint):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="API-format workflow to run")
+    ap.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="workflow to run (UI or API format)")
     ap.add_argument("--checkpoint", help=f"a .safetensors checkpoint instead of {TINY_CHECKPOINT}")
     ap.add_argument("--output", default=str(PACK_DIR / ".build" / "demo-output"), help="where images go")
     args = ap.parse_args()
     prompt = json.loads(Path(args.workflow).read_text())
-    if args.checkpoint:
-        prompt = use_checkpoint(prompt, args.checkpoint)
     t0 = time.time()
     print(f"[demo] starting the ComfyUI server (host: {comfyui_path()})", flush=True)
     server = HostServer(args.output)
     try:
+        if "nodes" in prompt:  # UI format: the host's node definitions give the widget order
+            prompt = convert(prompt, server.get("/object_info", timeout=120))
+        if args.checkpoint:
+            prompt = use_checkpoint(prompt, args.checkpoint)
         print(f"[demo] server up at {server.url} in {time.time() - t0:.1f} s; running {Path(args.workflow).name}", flush=True)
         entry = server.run(prompt, timeout=1800)
         if entry["status"]["status_str"] != "success":
