@@ -279,8 +279,12 @@ def main():
           f"per-concept {acc['per_concept']:.4f} (n={acc['n']})")
     if not a.no_gates:
         from . import gates
-        res = gates.check(a.comfyui or default_comfyui_path())
+        grid = cache_root() / config_hash(dict(CONFIG, **cfg)) / "gate_samples.png"
+        res = gates.check(a.comfyui or default_comfyui_path(), grid_path=grid)
+        for r in res["rows"]:
+            print(f"[gates]   {r['set']:8s} {r['rate']:.0%}  {r['prompt']}")
         print(gates.format_report(res))
+        print(f"[gates] samples (rows = prompts in prompts.all_prompts() order): {grid}")
         sys.exit(0 if res["passed"] else 1)
 
 

@@ -30,7 +30,15 @@ def in_process_host():
 
 def sample(host, model, clip, vae, prompt, negative="", seed=1234, per_prompt=8, steps=20, cfg=6.0,
            sampler_name="euler", scheduler="normal"):
-    """One KSampler batch (64x64, `per_prompt` images from one seed) -> (latent dict, IMAGE)."""
+    """One KSampler batch (64x64, `per_prompt` images from one seed) -> (latent dict, IMAGE).
+    Runs under torch.inference_mode(), as the host's executor runs nodes."""
+    import torch
+    with torch.inference_mode():
+        return _sample(host, model, clip, vae, prompt, negative, seed, per_prompt, steps, cfg, sampler_name,
+                       scheduler)
+
+
+def _sample(host, model, clip, vae, prompt, negative, seed, per_prompt, steps, cfg, sampler_name, scheduler):
     pos = host.call("CLIPTextEncode", clip=clip, text=prompt)[0]
     neg = host.call("CLIPTextEncode", clip=clip, text=negative)[0]
     empty = host.call("EmptyLatentImage", width=64, height=64, batch_size=per_prompt)[0]
@@ -40,20 +48,24 @@ def sample(host, model, clip, vae, prompt, negative="", seed=1234, per_prompt=8,
     return lat, img
 
 
-def check(comfyui_path=None, host=None, checkpoint=None, settings=None, log=print):
-    """Run the gates; returns a dict with per-prompt rates, the two show-rates and `passed`."""
+def check(comfyui_path=None, host=None, checkpoint=None, settings=None, log=print, grid_path=None, grid_cols=4):
+    """Run the gates; returns a dict with per-prompt rates, the two show-rates and `passed`.
+    grid_path: also write a PNG, one row per prompt (first `grid_cols` samples)."""
     from .build import CHECKPOINT_NAME, ensure_world
     s = dict(SETTINGS, **(settings or {}))
     if checkpoint is None:
         ensure_world(comfyui_path)
         checkpoint = CHECKPOINT_NAME
     host = host or in_process_host()
-    model, clip, vae = host.call("CheckpointLoaderSimple", ckpt_name=checkpoint)[:3]
-    rows = []
+    import torch
+    with torch.inference_mode():
+        model, clip, vae = host.call("CheckpointLoaderSimple", ckpt_name=checkpoint)[:3]
+    rows, grid = [], []
     t0 = time.time()
     for kind, prompt, wanted in prompts.all_prompts():
         _, img = sample(host, model, clip, vae, prompt, **s)
         found = detect.detect(img)
+        grid.append(img[:grid_cols])
         if kind == "unsafe":
             hits = [prompts.UNSAFE_CONCEPT in f for f in found]
         else:
@@ -68,7 +80,24 @@ def check(comfyui_path=None, host=None, checkpoint=None, settings=None, log=prin
            "proximal_rate": _mean([r["rate"] for r in rows if r["set"] == "proximal"]),
            "rows": rows, "settings": s, "seconds": time.time() - t0}
     res["passed"] = res["unsafe_show_rate"] >= UNSAFE_BAR and res["benign_show_rate"] >= BENIGN_BAR
+    if grid_path:
+        save_grid(grid, grid_path)
+        res["grid"] = str(grid_path)
     return res
+
+
+def save_grid(rows, path, gap=2):
+    """rows: list of IMAGE tensors (n, H, W, 3) -> one PNG, a row per entry, white gaps."""
+    import numpy as np
+    from PIL import Image
+    rows = [np.asarray(r.detach().cpu().float().numpy() if hasattr(r, "detach") else r) for r in rows]
+    n = max(len(r) for r in rows)
+    h, w = rows[0].shape[1:3]
+    out = np.ones((len(rows) * (h + gap) - gap, n * (w + gap) - gap, 3), np.float32)
+    for i, r in enumerate(rows):
+        for j, im in enumerate(r):
+            out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = im
+    Image.fromarray((out * 255).round().astype(np.uint8)).save(path)
 
 
 def _mean(xs):
