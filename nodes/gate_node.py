@@ -34,7 +34,8 @@ def concept_embeddings(clip, preset):
         raise ValueError(f"preset {preset.name!r} has no unsafe terms to compare the prompt with")
     matrix = torch.stack([embed_text(clip, c) for c in concepts])
     null = embed_text(clip, "")
-    _concept_cache[key] = (weakref.ref(clip), concepts, matrix, null)
+    # The entry goes when its CLIP object does, so a long session does not collect stale encoders.
+    _concept_cache[key] = (weakref.ref(clip, lambda _ref: _concept_cache.pop(key, None)), concepts, matrix, null)
     return concepts, matrix, null
 
 

@@ -104,8 +104,9 @@ def test_bad_inputs_are_named(host, tiny, gate_preset):
 
 
 def gated_graph(text, preset):
-    """CheckpointLoader -> SafetyContextEncode -> SafetyPromptGate -> DualLatentKSampler (both merge modes),
-    beside the host's KSampler on the same positive, negative, latent and settings."""
+    """CheckpointLoader -> SafetyContextEncode -> SafetyPromptGate -> DualLatentKSampler (both merge modes)
+    and SafetyDualGuider -> SamplerCustomAdvanced, beside the host's KSampler on the same positive,
+    negative, latent and settings."""
     sampler = {"seed": 7, "steps": 4, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}
     dual = dict(sampler, model=["1", 0], positive=["2", 0], negative=["3", 0], safe_positive=["2", 1],
                 latent_image=["4", 0], safety_weight=["5", 0], context_threshold=0.25)
@@ -126,13 +127,24 @@ def gated_graph(text, preset):
         "10": {"class_type": "PreviewAny", "inputs": {"source": ["7", 0]}},
         "11": {"class_type": "PreviewAny", "inputs": {"source": ["8", 0]}},
         "12": {"class_type": "PreviewAny", "inputs": {"source": ["5", 3]}},
+        "13": {"class_type": "SafetyDualGuider",
+               "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "safe_positive": ["2", 1],
+                          "cfg": sampler["cfg"], "safety_weight": ["5", 0], "context_threshold": 0.25}},
+        "14": {"class_type": "RandomNoise", "inputs": {"noise_seed": sampler["seed"]}},
+        "15": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": sampler["sampler_name"]}},
+        "16": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": sampler["scheduler"],
+                                                          "steps": sampler["steps"], "denoise": 1.0}},
+        "17": {"class_type": "SamplerCustomAdvanced",
+               "inputs": {"noise": ["14", 0], "guider": ["13", 0], "sampler": ["15", 0], "sigmas": ["16", 0],
+                          "latent_image": ["4", 0]}},
+        "18": {"class_type": "PreviewAny", "inputs": {"source": ["17", 0]}},
     }
 
 
 def graph_outputs(host, prompt):
     ex = host.run(prompt)
     assert ex.success, ex.status_messages
-    return {nid: ex.caches.outputs.get(nid).outputs for nid in ("5", "6", "7", "8")}
+    return {nid: ex.caches.outputs.get(nid).outputs for nid in ("5", "6", "7", "8", "17")}
 
 
 def test_gated_graph_benign_is_bit_identical_and_unsafe_is_not(host, gate_preset):
@@ -140,14 +152,14 @@ def test_gated_graph_benign_is_bit_identical_and_unsafe_is_not(host, gate_preset
     gate_out = [o[0] for o in out["5"]]
     assert gate_out[0] == 0.0 and gate_out[2] is False, gate_out
     plain = out["8"][0][0]["samples"]
-    for nid in ("6", "7"):  # every_step, at_end
+    for nid in ("6", "7", "17"):  # every_step, at_end, the guider
         assert torch.equal(out[nid][0][0]["samples"], plain), nid
 
     out = graph_outputs(host, gated_graph("a lighthouse on a cliff, blood on the rocks", gate_preset))
     gate_out = [o[0] for o in out["5"]]
     assert gate_out[0] == 0.6 and gate_out[2] is True and "'blood'" in gate_out[3], gate_out
     plain = out["8"][0][0]["samples"]
-    for nid in ("6", "7"):
+    for nid in ("6", "7", "17"):
         latent = out[nid][0][0]["samples"]
         assert latent.shape == plain.shape and torch.isfinite(latent).all()
         assert not torch.equal(latent, plain), nid
