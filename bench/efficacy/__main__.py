@@ -1,0 +1,77 @@
+"""`python -m bench.efficacy [--world tiny|concept] [--small] [--out DIR]` (make bench-efficacy).
+
+Loads the real host in-process, runs every method on the world, checks the world's
+validity gates on the unprotected samples (refuses to report when they fail), and writes
+table.md, tradeoff.png and grid.png.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = ROOT / "bench" / "results" / "efficacy"
+
+
+def load_host():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from harness import InProcessHost  # the foundation's in-process host (tests/harness.py)
+    return InProcessHost()
+
+
+def make_world(name, host, seeds=None, log=print):
+    from . import worlds
+    if name == "tiny":
+        return worlds.tiny_world(n_prompts=3, seeds=tuple(seeds or (0, 1)), steps=8)
+    if name == "concept":
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        return worlds.concept_world(host.root, seeds=seeds, log=log)
+    raise ValueError(f"unknown world {name!r}")
+
+
+def write(world, runs, rows, validity, elapsed, out, log=print):
+    from . import report
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report.plot(rows, out / "tradeoff.png", title=f"Trade-off on {world.name}")
+    picks = [r["key"] for r in rows if r["family"] != "ours"
+             or (r["method"].threshold == 0.2 and r["method"].weight in (0.5, 1.0))]
+    report.grid(runs, rows, world.prompts, len(world.prompts), out / "grid.png", picks=picks)
+    text = report.markdown(world, rows, validity, elapsed, "tradeoff.png", "grid.png")
+    (out / "table.md").write_text(text)
+    log(text)
+    return out / "table.md"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--world", choices=("tiny", "concept"), default="concept")
+    ap.add_argument("--small", action="store_true", help="a few methods only (quick check)")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the world's)")
+    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--allow-invalid", action="store_true",
+                    help="report even if the world's validity gates fail (marked in the table)")
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    host = load_host()
+    from . import harness
+    seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else None
+    world = make_world(a.world, host, seeds)
+    methods = harness.small_methods() if a.small else harness.full_methods()
+    runs, rows, validity, elapsed = harness.run_all(host, world, methods)
+    if world.gates is not None:
+        ok, text = world.gates(world, validity)
+        print(text)
+        if not ok:
+            if not a.allow_invalid:
+                print("[bench] the world's validity gates failed: refusing to report", file=sys.stderr)
+                return 2
+            world.notes.append("VALIDITY GATES FAILED: " + text)
+    path = write(world, runs, rows, validity, elapsed, a.out)
+    print(f"[bench] wrote {path} in {time.time() - t0:.0f} s (evaluation {elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
