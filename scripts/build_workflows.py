@@ -269,7 +269,7 @@ def gated_txt2img(info):
            "sampler's safety_weight input.", (20, 0), (760, 150))
     ck = g.add("CheckpointLoaderSimple", (C0, None), ckpt_name=TINY_CHECKPOINT)
     lat = g.add("EmptyLatentImage", (C0, None), width=SIZE, height=SIZE, batch_size=1)
-    prompt = g.add("PrimitiveStringMultiline", (C0, None), title="Prompt", value=PROMPT)
+    prompt = g.add("PrimitiveStringMultiline", (C0, None), title="Prompt", node_width=315, value=PROMPT)
     enc = g.add("SafetyContextEncode", (C1, None), clip=out(ck, 1), text=out(prompt, 0), preset="sexual",
                 mode="append", extra_context="")
     gate = g.add("SafetyPromptGate", (C1, None), clip=out(ck, 1), text=out(prompt, 0), preset="sexual",

@@ -26,6 +26,7 @@ VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 MODE_MUTED, MODE_BYPASSED = 2, 4
 CONTROL = object()  # marks a UI-only "control after generate" slot
 UPLOAD = object()  # marks a UI-only upload-button slot
+KEEP_WIDGET = object()  # a link from a frontend Primitive node: the widget already holds its value
 
 
 class ConversionError(ValueError):
@@ -107,7 +108,8 @@ def convert(workflow, object_info):
         raise ConversionError(f"node types missing from this host: {', '.join(missing)}")
 
     def source(link_id, seen=()):
-        """(node id, slot) feeding a link, following Reroutes and bypassed nodes; None if nothing does."""
+        """(node id, slot) feeding a link, following Reroutes and bypassed nodes; None if nothing does;
+        KEEP_WIDGET for a frontend Primitive node."""
         link = links.get(link_id)
         if link is None:
             return None
@@ -115,6 +117,8 @@ def convert(workflow, object_info):
         node = nodes.get(from_id)
         if node is None or from_id in seen:
             return None
+        if node["type"] == "PrimitiveNode":  # the frontend copies its value into the target widget
+            return KEEP_WIDGET
         if node["type"] == "Reroute":
             ins = node.get("inputs") or []
             return source(ins[0].get("link"), seen + (from_id,)) if ins else None
@@ -145,6 +149,8 @@ def convert(workflow, object_info):
                 continue
             src = source(inp["link"])
             name = inp.get("widget", {}).get("name") or inp["name"]
+            if src is KEEP_WIDGET:
+                continue
             if src is None:
                 inputs.pop(name, None)
                 continue

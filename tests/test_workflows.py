@@ -140,6 +140,33 @@ def test_converter_linked_widget_becomes_a_link(object_info):
     assert prompt["99"]["inputs"] == {"value": 0.25}
 
 
+def test_converter_frontend_primitive_and_reroute(object_info):
+    """The frontend's own Primitive node (not a host node) copies its value into the widget it
+    feeds; a Reroute is followed to the real source."""
+    wf = copy.deepcopy(load_workflow("safe_txt2img"))
+    ks = next(n for n in wf["nodes"] if n["type"] == "DualLatentKSampler")
+    inp = next(i for i in ks["inputs"] if i["name"] == "steps")
+    wf["nodes"].append({"id": 98, "type": "PrimitiveNode", "pos": [0, 0], "size": [200, 80], "mode": 0,
+                        "inputs": [], "outputs": [{"name": "INT", "type": "INT", "links": [998],
+                                                   "widget": {"name": "steps"}}],
+                        "widgets_values": [4, "fixed"], "properties": {"Run widget replace on values": False}})
+    inp["link"] = 998
+    wf["links"].append([998, 98, 0, ks["id"], ks["inputs"].index(inp), "INT"])
+    # a Reroute between the checkpoint's MODEL and the sampler
+    model_in = next(i for i in ks["inputs"] if i["name"] == "model")
+    old = next(link for link in wf["links"] if link[0] == model_in["link"])
+    wf["nodes"].append({"id": 97, "type": "Reroute", "pos": [0, 0], "size": [75, 26], "mode": 0,
+                        "inputs": [{"name": "", "type": "*", "link": old[0]}],
+                        "outputs": [{"name": "", "type": "MODEL", "links": [997]}], "properties": {}})
+    old[3], old[4] = 97, 0
+    wf["links"].append([997, 97, 0, ks["id"], ks["inputs"].index(model_in), "MODEL"])
+    model_in["link"] = 997
+    prompt = convert(wf, object_info)
+    assert "98" not in prompt and "97" not in prompt
+    assert prompt[str(ks["id"])]["inputs"]["steps"] == ks["widgets_values"][2]
+    assert prompt[str(ks["id"])]["inputs"]["model"] == [str(old[1]), 0]
+
+
 def test_converter_muted_and_bypassed_nodes(object_info):
     wf = copy.deepcopy(load_workflow("manual_dual_branches"))
     merge = next(n for n in wf["nodes"] if n["type"] == "LatentWeightedMerge")
