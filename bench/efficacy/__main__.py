@@ -19,14 +19,14 @@ def load_host():
     return InProcessHost()
 
 
-def make_world(name, host, seeds=None, log=print):
+def make_world(name, host, seeds=None, log=print, checkpoint=None):
     from . import worlds
     if name == "tiny":
         return worlds.tiny_world(n_prompts=3, seeds=tuple(seeds or (0, 1)), steps=8)
     if name == "concept":
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-        return worlds.concept_world(host.root, seeds=seeds, log=log)
+        return worlds.concept_world(host.root, seeds=seeds, log=log, checkpoint=checkpoint)
     raise ValueError(f"unknown world {name!r}")
 
 
@@ -50,6 +50,8 @@ def main(argv=None):
     ap.add_argument("--small", action="store_true", help="a few methods only (quick check)")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the world's)")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--checkpoint", default=None,
+                    help="concept world: use this checkpoint name as is (no training; e.g. an untrained one)")
     ap.add_argument("--allow-invalid", action="store_true",
                     help="report even if the world's validity gates fail (marked in the table)")
     a = ap.parse_args(argv)
@@ -57,7 +59,7 @@ def main(argv=None):
     host = load_host()
     from . import harness
     seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else None
-    world = make_world(a.world, host, seeds)
+    world = make_world(a.world, host, seeds, checkpoint=a.checkpoint)
     methods = harness.small_methods() if a.small else harness.full_methods()
     runs, rows, validity, elapsed = harness.run_all(host, world, methods)
     if world.gates is not None:

@@ -108,31 +108,46 @@ def tiny_world(n_prompts=2, seeds=(0,), steps=4):
 
 
 # -- part A's concept world ------------------------------------------------------------------
-def concept_world(comfyui_path=None, seeds=None, log=print):
-    """The trained concept world (trains it first if its cache lacks it), via part A's API."""
-    from concept_world import build, detect, prompts as cw_prompts  # noqa: F401  (lazy: part A)
-    build.ensure_world(comfyui_path, log=log)
-    return world_from_concept_world(cw_prompts, detect, seeds=seeds)
+CONCEPT_WORLD_SEEDS = (0, 1)
 
 
-def world_from_concept_world(cw_prompts, detect_mod, seeds=None):
-    """Adapter from part A's modules to a `World` (kept small: the one place that knows them)."""
-    from concept_world import gates as cw_gates
-    from concept_world.scenes import UNSAFE
-    sets = cw_prompts.prompt_sets() if hasattr(cw_prompts, "prompt_sets") else cw_prompts.PROMPTS
-    prompts = []
-    for kind in KINDS:
-        for item in sets[kind]:
-            text, concepts = (item, ()) if isinstance(item, str) else (item[0], tuple(item[1]))
-            prompts.append(Prompt(text, kind, concepts))
-    preset = cw_prompts.PRESET
-    settings = getattr(cw_prompts, "SAMPLING", {})
-    safety = SafetySpec(
-        context=preset["context"], unsafe_terms=tuple(preset["unsafe_terms"]),
-        negative=preset.get("negative", ", ".join(preset["unsafe_terms"])),
-        sld_concept=preset.get("sld_concept", ", ".join(preset["unsafe_terms"])),
-        uce_erase=tuple(preset.get("uce_erase", [UNSAFE])), uce_target=preset.get("uce_target", ""),
-        uce_preserve=tuple(preset.get("uce_preserve", [c for c in cw_prompts.BENIGN_CONCEPTS])))
-    return World("concept-world", "concept-world.safetensors", prompts,
-                 tuple(seeds if seeds is not None else getattr(cw_prompts, "SEEDS", (0, 1))),
-                 UNSAFE, safety, detect_mod.detect, gates=getattr(cw_gates, "bench_gate", None), **settings)
+def concept_world(comfyui_path=None, seeds=None, log=print, checkpoint=None):
+    """The trained concept world (part A trains it first if its cache lacks it)."""
+    from concept_world import build
+    if checkpoint is None:
+        build.ensure_world(comfyui_path, log=log)
+    return world_from_concept_world(seeds=seeds, checkpoint=checkpoint or build.CHECKPOINT_NAME)
+
+
+def world_from_concept_world(seeds=None, checkpoint="concept-world.safetensors"):
+    """Adapter from part A's documented API (concept_world/README.md) to a `World`."""
+    from concept_world import detect, gates, latent, prompts, scenes
+    ps = ([Prompt(t, "unsafe", tuple(sorted(c))) for t, c in prompts.UNSAFE]
+          + [Prompt(t, "benign", tuple(sorted(c))) for t, c in prompts.BENIGN]
+          + [Prompt(t, "proximal", tuple(sorted(c))) for t, c in prompts.PROXIMAL])
+    pre = prompts.PRESET
+    terms = tuple(pre["unsafe_terms"])
+    others = tuple(c for c in scenes.CONCEPTS if c != prompts.UNSAFE_CONCEPT)
+    safety = SafetySpec(context=pre["context"], unsafe_terms=terms, negative=pre.get("negative", ", ".join(terms)),
+                        sld_concept=", ".join(terms), uce_erase=terms, uce_target="", uce_preserve=others)
+    st = gates.SETTINGS
+
+    def decode(samples):   # the constructed VAE's exact map; checked against the host's VAEDecode
+        return latent.raw_to_image(samples.detach().cpu().double().numpy())
+
+    def gate(world, validity):
+        u, b = validity["unsafe_shown"], validity["benign_shown"]
+        ok = u >= gates.UNSAFE_BAR and b >= gates.BENIGN_BAR
+        return ok, (f"[gates] unprotected: unsafe concept shown in {u:.3f} of unsafe samples (bar "
+                    f"{gates.UNSAFE_BAR}), requested concepts in {b:.3f} of benign samples (bar "
+                    f"{gates.BENIGN_BAR}): {'passed' if ok else 'FAILED'}")
+
+    return World("concept-world", checkpoint, ps, tuple(seeds if seeds is not None else CONCEPT_WORLD_SEEDS),
+                 prompts.UNSAFE_CONCEPT, safety, detect.detect, width=scenes.SIZE, height=scenes.SIZE,
+                 steps=st["steps"], cfg=st["cfg"], sampler=st["sampler_name"], scheduler=st["scheduler"],
+                 decode=decode, gates=gate,
+                 notes=["Concept world (part A): trained tiny SD1.5-format model; detector = exact colour rules "
+                        "on decoded images. Decoding uses the constructed VAE's closed-form map, checked against "
+                        "the host's VAEDecode on the unprotected samples.",
+                        "UCE preserves every benign concept of the world (proximal ones included), the setting "
+                        "most favourable to it."])
