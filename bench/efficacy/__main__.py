@@ -49,6 +49,7 @@ def main(argv=None):
     ap.add_argument("--world", choices=("tiny", "concept"), default="concept")
     ap.add_argument("--small", action="store_true", help="a few methods only (quick check)")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default: the world's)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the world's)")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--checkpoint", default=None,
                     help="concept world: use this checkpoint name as is (no training; e.g. an untrained one)")
@@ -60,6 +61,8 @@ def main(argv=None):
     from . import harness
     seeds = tuple(int(s) for s in a.seeds.split(",")) if a.seeds else None
     world = make_world(a.world, host, seeds, checkpoint=a.checkpoint)
+    if a.steps:
+        world.steps = a.steps
     methods = harness.small_methods() if a.small else harness.full_methods()
     runs, rows, validity, elapsed = harness.run_all(host, world, methods)
     if world.gates is not None:
