@@ -11,7 +11,6 @@ that very workflow. A screenshot of each, after the run, goes to docs/screenshot
 Needs Debian's chromium and the python `playwright` client: scripts/setup_browser.sh.
 """
 import io
-import json
 import os
 import tempfile
 import time

@@ -49,7 +49,7 @@ def test_workflow_file_is_ui_format(name):
         assert out["type"] == ltype == (inp["type"] if inp["type"] != "COMBO" else ltype)
     # UI-only values are saved as the frontend saves them: seeds fixed, so examples repeat exactly
     for n in wf["nodes"]:
-        for i, w in enumerate(n.get("widgets_values") or []):
+        for w in n.get("widgets_values") or []:
             if w in ("randomize", "increment", "decrement"):
                 pytest.fail(f"node {n['id']} ({n['type']}) re-seeds on every run: {w}")
 
