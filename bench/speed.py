@@ -2,13 +2,15 @@
 
 One process, the real host in-process (tests/harness.py's InProcessHost). For every
 configuration the host's KSampler (A) and our node (B) run interleaved, A B A B ..., on
-the same model, seed, sampler, scheduler, size and conditioning, after one warm-up pair.
+the same model, seed, sampler, scheduler, size and conditioning, after a warm-up of every node
+at each size/batch/cfg.
 Reported per configuration:
 - median wall time of A and B, and the ratio: the median of the per-pair ratios B_i / A_i
-  (each pair runs back to back, so load from other processes on a shared machine cancels);
+  (each pair runs back to back, so slow drifts in the load of a shared machine cancel), and the
+  same ratio in process CPU time as a cross-check;
 - model calls per step and conds per step (rows of the batched model input / batch size),
   counted by a unet wrapper on the real model (`set_model_unet_function_wrapper`), and the
-  share of the wall time spent inside those model calls;
+  wall time spent outside those model calls (sampler, host and pack overhead);
 - peak memory, from one extra untimed pair of a few steps (the per-step peak repeats every
   step): "working" = peak bytes of torch tensors allocated during the run and alive at once
   (on CPU through a dispatch hook, the stand-in for CUDA's allocator statistics; on CUDA
