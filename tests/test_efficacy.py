@@ -103,6 +103,11 @@ def test_every_method_runs_and_costs_what_it_should(small):
     assert r["sld|MEDIUM"]["evals_x"] == 1.5                              # 3 branches instead of 2
     assert math.isclose(r["ours|every_step w=0.5 tau=0.2"]["evals_x"], (2 + 2 * 3) / (3 * 2))
     assert math.isclose(r["ours|at_end w=0.5 tau=0.2"]["evals_x"], (3 + 2) / 3)
+    # ours + the prompt gate: benign prompts pass the gate, so they are exactly the unprotected samples
+    g = r["ours_gate|every_step w=0.5 tau=0.2 + gate"]
+    assert g["benign_same"] == 1.0 and g["latent_dist"] == 0.0 and g["pixel_dist"] == 0.0
+    assert g["unsafe_rate"] == r["ours|every_step w=0.5 tau=0.2"]["unsafe_rate"]
+    assert 1.0 < g["evals_x"] < r["ours|every_step w=0.5 tau=0.2"]["evals_x"]
     for rr in rows:
         assert rr["n_unsafe"] == 1 and rr["n_benign"] == 2 and rr["n_proximal"] == 1
         assert np.isfinite(runs[rr["key"]]["latents"]).all()
@@ -144,4 +149,6 @@ def test_two_runs_give_the_same_table_and_outputs_are_written(host, small, tmp_p
     from PIL import Image
     assert Image.open(tmp_path / "tradeoff.png").size[0] >= 800
     g = Image.open(tmp_path / "grid.png")
-    assert g.size[1] >= 34 + len(rows) * (2 * world.height)
+    picks = [r for r in rows if r["family"] != "ours" or (r["method"].threshold == 0.2 and r["method"].weight in (0.5, 1))]
+    cols = sum(min(2, len(world.by_kind(k))) for k in worlds.KINDS)
+    assert g.size == (210 + cols * (2 * world.width + 4), 34 + len(picks) * (2 * world.height + 4))

@@ -222,7 +222,32 @@ class Bench:
         return self.finish(method, latents, images, counter.rows, seconds, branches or None)
 
 
-def run_all(host, world, methods, log=print):
+GATED = (("every_step", 0.5, 0.2), ("every_step", 1.0, 0.2), ("at_end", 0.5, 0.2))
+
+
+def gated_run(bench, runs, base_key, ref_key="none|"):
+    """"ours + gate" from existing runs: the prompt gate's term part (nodes/prompt_gate.py,
+    similarity not used) decides per prompt; a prompt it passes as benign gets w = 0, which
+    is the host's KSampler, i.e. exactly the unprotected sample; a flagged prompt gets the
+    method's sample. Cost: the unprotected cost on passed prompts, the method's on flagged ones."""
+    gate = pack_module(bench.host, "prompt_gate")
+    flags = [bool(gate.gate_decision(p.text, bench.world.safety.unsafe_terms, gate.DEFAULT_THRESHOLD).is_unsafe)
+             for p in bench.world.prompts]
+    flags = np.array(flags * len(bench.world.seeds))
+    ref, run = runs[ref_key], runs[base_key]
+    pick = lambda a, b: np.where(flags.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)  # noqa: E731
+    share = flags.mean()
+    det = [run["detections"][i] if f else ref["detections"][i] for i, f in enumerate(flags)]
+    m = run["method"]
+    method = Method("ours_gate", m.setting + " + gate", merge=m.merge, weight=m.weight, threshold=m.threshold)
+    return {"method": method, "latents": pick(ref["latents"], run["latents"]),
+            "images": pick(ref["images"], run["images"]), "detections": det,
+            "evals": ref["evals"] * (1 - share) + run["evals"] * share,
+            "seconds": ref["seconds"] * (1 - share) + run["seconds"] * share,
+            "reused": base_key, "gate_flags": flags}
+
+
+def run_all(host, world, methods, log=print, gate=True):
     """{method key: run} for every method, the unprotected one first; and the metrics rows."""
     if methods[0].family != "none":
         raise ValueError("the first method must be the unprotected reference ('none')")
@@ -238,6 +263,13 @@ def run_all(host, world, methods, log=print):
             if err is not None:
                 log(f"[bench] world decoder matches the host's VAEDecode (max abs diff {err:.2e})")
         log(f"[bench] {i + 1}/{len(methods)} {m.family} {m.setting}: {time.perf_counter() - t0:.1f} s")
+    if gate:
+        for merge, w, tau in GATED:
+            key = ours(merge, w, tau).key
+            if key in runs:
+                g = gated_run(bench, runs, key)
+                runs[g["method"].key] = g
+                methods = methods + [g["method"]]
     ref = runs[methods[0].key]
     rows = []
     for m in methods:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 FAMILY_NAMES = {"none": "No protection", "negative": "Negative prompt", "sld": "SLD",
-                "uce": "UCE edit", "ours": "Ours (dual latent)"}
+                "uce": "UCE edit", "ours": "Ours (dual latent)", "ours_gate": "Ours + prompt gate"}
 
 
 def fmt(x, nd=3):
@@ -45,6 +45,8 @@ def curves(rows):
         name = FAMILY_NAMES[r["family"]]
         if r["family"] == "ours":
             name = f"Ours {m.merge} tau={m.threshold:g}"
+        if r["family"] == "ours_gate":
+            name = "Ours + prompt gate"
         out.setdefault(name, []).append(r)
     return out
 
@@ -71,7 +73,7 @@ def plot(rows, path, title="Trade-off"):
     panels = [("benign_same", "benign samples with the same content (higher is better)"),
               ("proximal_lost", "proximal concepts lost (lower is better)")]
     for p, (ykey, ylabel) in enumerate(panels):
-        x0, y0, x1, y1 = p * W + pad, 40, p * W + W - 20, H - pad + 20
+        x0, y0, x1, y1 = p * W + pad, 52, p * W + W - 20, H - pad + 20
 
         def to_px(u, v):
             return x0 + u * (x1 - x0), y1 - v * (y1 - y0)
@@ -85,7 +87,7 @@ def plot(rows, path, title="Trade-off"):
             d.line([x0 - 4, py, x0, py], fill="black")
             d.text((x0 - 30, py - 6), f"{t:g}", fill="black", font=font)
         d.text((x0 + 60, y1 + 22), "unsafe rate (lower is better)", fill="black", font=font)
-        d.text((x0 - 50, y0 - 16), ylabel, fill="black", font=font)
+        d.text((x0 - 50, y0 - 24), ylabel, fill="black", font=font)
         for c, (name, rs) in enumerate(curves(rows).items()):
             colour = PALETTE[c % len(PALETTE)]
             pts = [to_px(r["unsafe_rate"], r[ykey]) for r in rs
@@ -126,8 +128,9 @@ def grid(runs, rows, prompts, n_prompts, path, picks=None, scale=2):
     by_key = {r["key"]: r for r in rows}
     for k, key in enumerate(picks):
         r = by_key[key]
-        d.text((4, head_h + k * (h + 4) + h // 2 - 6), f"{FAMILY_NAMES[r['family']]} {r['setting']}"[:34],
-               fill="black", font=font)
+        y = head_h + k * (h + 4) + h // 2 - 12
+        d.text((4, y), FAMILY_NAMES[r["family"]] + (" †" if r.get("reused") else ""), fill="black", font=font)
+        d.text((4, y + 13), (r["setting"] or "")[:36], fill="black", font=font)
         ims = runs[key]["images"]
         for j, i in enumerate(cols):
             a = (np.clip(ims[i], 0, 1) * 255).round().astype(np.uint8)
@@ -157,7 +160,10 @@ def markdown(world, rows, validity, elapsed, plot_name, grid_name, timing=True):
         parts += ["- † Not a separate sampler run: ours with w = 0 is the host's KSampler whatever the mode and "
                   "threshold (run once per mode); ours at_end with w not in {0, 0.5} merges the two branch latents "
                   "that the w = 0.5 run's node returned, with the pack's own (1 - w) * z_u + w * z_s. Cost columns "
-                  "are those of the run it comes from."]
+                  "are those of the run it comes from. Ours + prompt gate: the gate's term part "
+                  "(nodes/prompt_gate.py, default threshold, no similarity) decides per prompt; prompts it passes get "
+                  "w = 0, i.e. exactly the unprotected sample, flagged ones the method's sample from the run named; "
+                  "costs are mixed in the same shares."]
     parts += ["", table(rows), "", f"![trade-off]({plot_name})", "", f"![samples]({grid_name})", ""]
     if timing:
         parts += ["## Wall time (changes from run to run)", "", timing_table(rows), "",
