@@ -87,5 +87,6 @@ say "set-up done in $(( $(date +%s) - t0 )) s"
 
 # the run ---------------------------------------------------------------------------------
 "$PYTHON" "$REPO/bench/speed.py" --device cuda --ckpt "$CKPT_NAME" --sizes 512 --batches 1 4 --cfgs 1 7 \
-  --repeats 2 --row-budget 8 --out "$RESULTS/speed_gpu.md" "$@" 2>"$RESULTS/speed_gpu.log"
+  --repeats 2 --row-budget 8 --out "$RESULTS/speed_gpu.md" "$@" 2>"$RESULTS/speed_gpu.log" \
+  || { say "the benchmark failed; the end of $RESULTS/speed_gpu.log:"; tail -25 "$RESULTS/speed_gpu.log"; exit 5; }
 say "done in $(( $(date +%s) - t0 )) s: $RESULTS/speed_gpu.md"
