@@ -30,9 +30,9 @@ class SafetyContextEncode(io.ComfyNode):
                                 tooltip="Added to the preset's context (e.g. details of your scene)."),
             ],
             outputs=[
-                io.Conditioning.Output("positive", tooltip="Conditioning of your prompt, as CLIPTextEncode gives it."),
-                io.Conditioning.Output("safe_positive", tooltip="Conditioning of the safety context."),
-                io.String.Output("safe_text", tooltip="Exactly the text encoded as the safety context."),
+                io.Conditioning.Output("positive", display_name="positive", tooltip="Conditioning of your prompt, as CLIPTextEncode gives it."),
+                io.Conditioning.Output("safe_positive", display_name="safe_positive", tooltip="Conditioning of the safety context."),
+                io.String.Output("safe_text", display_name="safe_text", tooltip="Exactly the text encoded as the safety context."),
             ],
         )
 

@@ -18,11 +18,18 @@ import node_helpers
 from .latent_math import at_or_below, check_unit_interval, switch_sigma, weighted_merge
 
 
+def has_cfg_hooks(model_options):
+    """Pre/post-cfg hooks may keep state between calls (the CFG++ samplers read the
+    unconditional estimate through one), so with hooks every evaluation really runs."""
+    return bool(model_options.get("sampler_pre_cfg_function")) or bool(model_options.get("sampler_post_cfg_function"))
+
+
 class DualLatentGuider(comfy.samplers.CFGGuider):
     safety_weight = 0.0
     context_threshold = 0.0
     record = None   # list: pre-threshold outputs are appended here (at_end user stream)
-    replay = None   # list: pre-threshold outputs are served from here (at_end safe stream)
+    replay = None   # list: pre-threshold outputs are served from here (at_end safe stream),
+                    # so the steps both streams share cost no second model call
     last_branches = None  # (user, uncond, safe) denoised of the latest dual step, for previews
 
     def set_conds(self, positive, negative, safe_positive=None):
@@ -50,7 +57,7 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         before = self.before_threshold(timestep, model_options)
-        if before and self.replay:
+        if before and self.replay and not has_cfg_hooks(model_options):
             sigma, out = self.replay.pop(0)
             if not bool((sigma == timestep).all()):
                 raise RuntimeError("at_end replay went out of step with the user stream")

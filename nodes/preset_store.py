@@ -21,12 +21,15 @@ def user_preset_dir():
 
 
 def preset_dirs():
-    if FOLDER_TYPE not in folder_paths.folder_names_and_paths:
-        folder_paths.folder_names_and_paths[FOLDER_TYPE] = ([str(PACK_PRESETS), str(user_preset_dir())], {".json"})
-    dirs = list(folder_paths.folder_names_and_paths[FOLDER_TYPE][0])
+    """Pack folder, user folder, then folders from extra_model_paths.yaml, then the env var."""
+    entry = folder_paths.folder_names_and_paths.get(FOLDER_TYPE)
+    # The host may have created the entry from extra_model_paths.yaml before loading us.
+    configured = list(entry[0]) if entry else []
+    ours = [str(PACK_PRESETS), str(user_preset_dir())]
+    dirs = ours + [d for d in configured if d not in ours]
+    folder_paths.folder_names_and_paths[FOLDER_TYPE] = (dirs, {".json"})
     extra = os.environ.get("COMFYUI_SAFETY_CONTEXTS", "")
-    dirs += [d for d in extra.split(os.pathsep) if d]
-    return dirs
+    return dirs + [d for d in extra.split(os.pathsep) if d]
 
 
 _reported = set()

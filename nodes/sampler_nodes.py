@@ -49,12 +49,12 @@ class DualLatentKSampler(io.ComfyNode):
                                        "merged once at the end (N + (N - k) steps)."),
             ],
             outputs=[
-                io.Latent.Output("latent", tooltip="The result: (1 - w) * user + w * safe, per the merge mode."),
-                io.Latent.Output("user_latent", tooltip=(
+                io.Latent.Output("latent", display_name="latent", tooltip="The result: (1 - w) * user + w * safe, per the merge mode."),
+                io.Latent.Output("user_latent", display_name="user_latent", tooltip=(
                     "at_end: your prompt's full stream (exactly KSampler's result). every_step: the final-step "
                     "denoised estimate of your prompt's branch. Repeats `latent` where that branch was not "
                     "computed (safety_weight 0 or 1).")),
-                io.Latent.Output("safe_latent", tooltip=(
+                io.Latent.Output("safe_latent", display_name="safe_latent", tooltip=(
                     "at_end: the safety-context stream, started from your stream after the threshold. "
                     "every_step: the final-step denoised estimate of the safety-context branch. Repeats "
                     "`latent` where that branch was not computed (safety_weight 0 or 1).")),

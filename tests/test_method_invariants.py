@@ -111,3 +111,13 @@ def test_every_step_branch_outputs_bracket_the_result(s):
     mix = 0.5 * user["samples"] + 0.5 * safe["samples"]
     assert torch.allclose(latent["samples"], mix, rtol=1e-4, atol=1e-3 * mix.abs().max().item())
     assert not torch.equal(user["samples"], safe["samples"])
+
+
+def test_at_end_with_cfg_hooks_runs_the_shared_steps_for_real(s):
+    # CFG++ samplers read the unconditional estimate through a post-cfg hook: replaying
+    # outputs would starve the hook, so the safe stream evaluates its leading steps.
+    m, log = recorded_model(s.model)
+    latent, user, safe = s.dual(0.5, 0.4, "at_end", model=m, steps=10, sampler_name="euler_ancestral_cfg_pp")
+    assert len(log.calls) == 20
+    assert same(user, s.ksampler(steps=10, sampler_name="euler_ancestral_cfg_pp"))
+    assert torch.equal(latent["samples"], 0.5 * user["samples"] + 0.5 * safe["samples"])
