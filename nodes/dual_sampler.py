@@ -18,7 +18,7 @@ import latent_preview
 import nodes
 
 from .guider import DualLatentGuider
-from .latent_math import check_finite, check_unit_interval, context_steps, weighted_merge
+from .latent_math import check_finite, check_unit_interval, choice_error, context_steps, weighted_merge
 
 MERGE_MODES = ("every_step", "at_end")
 
@@ -76,8 +76,11 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     """Returns (latent, user_latent, safe_latent) as LATENT dicts."""
     w = check_unit_interval("safety_weight", safety_weight)
     tau = check_unit_interval("context_threshold", context_threshold)
-    if merge not in MERGE_MODES:
-        raise ValueError(f"merge must be one of {MERGE_MODES}, got {merge!r}")
+    for err in (choice_error("merge", merge, MERGE_MODES),
+                choice_error("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
+                choice_error("scheduler", scheduler, comfy.samplers.SCHEDULER_NAMES)):
+        if err:  # the host's KSampler would silently fall back to another sampler
+            raise ValueError(err)
     check_conditioning("positive", positive)
     check_conditioning("safe_positive", safe_positive)
     check_finite("latent_image", latent["samples"])

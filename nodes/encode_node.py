@@ -1,7 +1,8 @@
 """SafetyContextEncode: the user prompt and its safety context, encoded by the host's CLIP."""
 from comfy_api.latest import io
 
-from .preset_store import get_preset, preset_names
+from .latent_math import choice_error, first_error
+from .preset_store import available_presets, get_preset, preset_names
 from .presets import MODES, compose_safe_text
 
 
@@ -35,6 +36,13 @@ class SafetyContextEncode(io.ComfyNode):
                 io.String.Output("safe_text", display_name="safe_text", tooltip="Exactly the text encoded as the safety context."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, preset=None, mode=None):
+        # V3 combos are not checked by the host (0.3.x): a saved workflow may name a preset
+        # that is no longer installed.
+        return first_error(choice_error("preset", preset, sorted(available_presets())),
+                           choice_error("mode", mode, MODES))
 
     @classmethod
     def execute(cls, clip, text, preset, mode, extra_context="") -> io.NodeOutput:

@@ -9,8 +9,8 @@ import weakref
 import torch
 from comfy_api.latest import io
 
-from .latent_math import check_unit_interval
-from .preset_store import get_preset, preset_names
+from .latent_math import check_unit_interval, choice_error, first_error
+from .preset_store import available_presets, get_preset, preset_names
 from .prompt_gate import DEFAULT_THRESHOLD, SIMILARITY_FLOOR, gate_decision, nearest_concept
 
 _concept_cache = {}  # (id(clip), preset name, terms) -> (weakref to clip, concepts, matrix, null vector)
@@ -87,6 +87,10 @@ class SafetyPromptGate(io.ComfyNode):
                 io.String.Output("reason", display_name="reason", tooltip="Which term or concept triggered the gate, or why not."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, preset=None):
+        return first_error(choice_error("preset", preset, sorted(available_presets())))
 
     @classmethod
     def execute(cls, clip, text, preset, threshold, safety_weight) -> io.NodeOutput:

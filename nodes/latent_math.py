@@ -19,6 +19,19 @@ def check_unit_interval(name, value):
     return v
 
 
+def choice_error(name, value, options):
+    """An error message if value is not one of options (None: not known yet, e.g. linked)."""
+    if value is None or value in options:
+        return None
+    shown = ", ".join(map(str, options)) if len(options) <= 12 else f"{len(options)} names, see the dropdown"
+    return f"{name} must be one of {shown}; got {value!r}"
+
+
+def first_error(*messages):
+    """For V3 validate_inputs: True, or the first error message."""
+    return next((m for m in messages if m), True)
+
+
 def check_finite(name, tensor):
     """Refuse NaN or infinity instead of propagating it into an image."""
     if not torch.is_tensor(tensor):

@@ -3,6 +3,7 @@ import comfy.samplers
 from comfy_api.latest import io
 
 from .dual_sampler import MERGE_MODES, check_conditioning, make_guider, sample_dual
+from .latent_math import choice_error, first_error
 
 
 def weight_input():
@@ -60,6 +61,13 @@ class DualLatentKSampler(io.ComfyNode):
                     "`latent` where that branch was not computed (safety_weight 0 or 1).")),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, sampler_name=None, scheduler=None, merge=None):
+        # The host checks V1 combos itself; V3 combos (0.3.x) are checked here.
+        return first_error(choice_error("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
+                           choice_error("scheduler", scheduler, comfy.samplers.SCHEDULER_NAMES),
+                           choice_error("merge", merge, MERGE_MODES))
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,

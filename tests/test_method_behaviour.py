@@ -133,3 +133,11 @@ def test_unknown_preset_and_empty_replace_context_at_run_time(s):
         s.host.call("SafetyContextEncode", clip=s.clip, text="x", preset="gone", mode="append")
     with pytest.raises(ValueError, match="clip is None"):
         s.host.call("SafetyContextEncode", clip=None, text="x", preset="sexual", mode="append")
+
+
+def test_unknown_sampler_or_scheduler_is_refused_not_replaced(s):
+    # The host's KSampler would quietly fall back to its first sampler/scheduler.
+    with pytest.raises(ValueError, match="sampler_name must be one of"):
+        s.dual(0.5, 0.2, "every_step", sampler_name="euler_typo")
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        s.dual(0.5, 0.2, "at_end", scheduler="nope")
