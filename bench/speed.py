@@ -1,7 +1,7 @@
 """Speed and memory of DualLatentKSampler against the host's own KSampler, side by side.
 
 One process, the real host in-process (tests/harness.py's InProcessHost). For every
-configuration the host's KSampler (A) and our node (B) run interleaved, A B A B ..., on
+configuration the host's KSampler (A) and our node (B) run interleaved, A B B A A B ..., on
 the same model, seed, sampler, scheduler, size and conditioning, after a warm-up of every node
 at each size/batch/cfg.
 Reported per configuration:
@@ -248,13 +248,18 @@ def verdict(bounds, value):
 
 def measure(bench, size, batch, cfg, label, extra, repeats, mem_steps):
     """One memory pair (untimed, `mem_steps` steps), then `repeats` interleaved timed pairs
-    (KSampler, ours). Warm-up is done per group by the caller."""
+    (KSampler, ours; the order alternates). Warm-up is done per group by the caller."""
     mem_a = bench.run("KSampler", size, batch, cfg, steps=mem_steps, memory=True)
     mem_b = bench.run("DualLatentKSampler", size, batch, cfg, steps=mem_steps, memory=True, **extra)
     a_runs, b_runs = [], []
-    for _ in range(repeats):
-        a_runs.append(bench.run("KSampler", size, batch, cfg))
+    for i in range(repeats):
+        # A B, then B A: whichever runs first in a pair gets no systematic advantage.
+        first_a = i % 2 == 0
+        if first_a:
+            a_runs.append(bench.run("KSampler", size, batch, cfg))
         b_runs.append(bench.run("DualLatentKSampler", size, batch, cfg, **extra))
+        if not first_a:
+            a_runs.append(bench.run("KSampler", size, batch, cfg))
     med = statistics.median
     n = bench.steps
     bounds, ttext = target(extra, cfg, n)
