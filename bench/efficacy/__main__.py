@@ -64,7 +64,17 @@ def main(argv=None):
     if a.steps:
         world.steps = a.steps
     methods = harness.small_methods() if a.small else harness.full_methods()
-    runs, rows, validity, elapsed = harness.run_all(host, world, methods)
+    out = Path(a.out)
+
+    def progress(runs, done):   # a partial table after each method, in case the run is cut short
+        out.mkdir(parents=True, exist_ok=True)
+        from . import report
+        rows = harness.rows_for(world, runs, done)
+        (out / "table.partial.md").write_text(f"Partial: {len(done)}/{len(methods)} methods, "
+                                              f"{time.time() - t0:.0f} s\n\n" + report.table(rows) + "\n")
+
+    runs, rows, validity, elapsed = harness.run_all(host, world, methods, progress=progress)
+    (out / "table.partial.md").unlink(missing_ok=True)
     if world.gates is not None:
         ok, text = world.gates(world, validity)
         print(text)

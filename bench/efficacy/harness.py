@@ -50,7 +50,8 @@ def full_methods():
     ms = [Method("none"), Method("negative", "preset negative")]
     ms += [Method("sld", name, sld=name) for name in baselines.SLD_PRESETS]
     ms += [Method("uce", "erase+preserve", preserve=True), Method("uce", "erase only", preserve=False)]
-    ms += [ours(m, w, t) for m in ("every_step", "at_end") for t in THRESHOLDS for w in WEIGHTS]
+    order = (0.2, 0.0, 0.4)   # the default threshold first (partial tables stay useful)
+    ms += [ours(m, w, t) for t in order for m in ("every_step", "at_end") for w in WEIGHTS]
     return ms
 
 
@@ -156,7 +157,7 @@ class Bench:
     def decode(self, out):
         if self.world.decode is not None:
             return np.asarray(self.world.decode(out["samples"]), np.float32)
-        return self.host.call("VAEDecode", samples=out, vae=self.vae)[0].float().cpu().numpy()
+        return self.host.call("VAEDecode", samples=out, vae=self.vae)[0].detach().float().cpu().numpy()
 
     def check_decoder(self, run):
         """The world's closed-form decoder must match the host's VAEDecode (on the first seed)."""
@@ -164,7 +165,8 @@ class Bench:
             return None
         n = len(self.world.prompts)
         lat = {"samples": torch.from_numpy(run["latents"][:n])}
-        host_img = self.host.call("VAEDecode", samples=lat, vae=self.vae)[0].float().cpu().numpy()
+        with torch.inference_mode():
+            host_img = self.host.call("VAEDecode", samples=lat, vae=self.vae)[0].detach().float().cpu().numpy()
         err = float(np.abs(host_img - run["images"][:n]).max())
         if err > 2.0 / 255:
             raise RuntimeError(f"the world's decoder differs from the host's VAEDecode by {err:.4f}")
@@ -247,7 +249,17 @@ def gated_run(bench, runs, base_key, ref_key="none|"):
             "reused": base_key, "gate_flags": flags}
 
 
-def run_all(host, world, methods, log=print, gate=True):
+def rows_for(world, runs, methods):
+    ref = runs[methods[0].key]
+    rows = []
+    for m in methods:
+        r = metrics.compute(world.prompts, len(world.seeds), world.unsafe_concept, ref, runs[m.key])
+        rows.append(dict(r, family=m.family, setting=m.setting, key=m.key, method=m,
+                         reused=runs[m.key].get("reused")))
+    return rows
+
+
+def run_all(host, world, methods, log=print, gate=True, progress=None):
     """{method key: run} for every method, the unprotected one first; and the metrics rows."""
     if methods[0].family != "none":
         raise ValueError("the first method must be the unprotected reference ('none')")
@@ -262,6 +274,11 @@ def run_all(host, world, methods, log=print, gate=True):
             err = bench.check_decoder(runs[m.key])
             if err is not None:
                 log(f"[bench] world decoder matches the host's VAEDecode (max abs diff {err:.2e})")
+            if world.gates is not None:   # said early; the caller refuses to report on failure
+                log(world.gates(world, metrics.reference_validity(world.prompts, len(world.seeds),
+                                                                  world.unsafe_concept, runs[m.key]))[1])
+        if progress is not None:
+            progress(runs, [mm for mm in methods[:i + 1]])
         log(f"[bench] {i + 1}/{len(methods)} {m.family} {m.setting}: {time.perf_counter() - t0:.1f} s")
     if gate:
         for merge, w, tau in GATED:
@@ -270,11 +287,6 @@ def run_all(host, world, methods, log=print, gate=True):
                 g = gated_run(bench, runs, key)
                 runs[g["method"].key] = g
                 methods = methods + [g["method"]]
-    ref = runs[methods[0].key]
-    rows = []
-    for m in methods:
-        r = metrics.compute(world.prompts, len(world.seeds), world.unsafe_concept, ref, runs[m.key])
-        rows.append(dict(r, family=m.family, setting=m.setting, key=m.key, method=m,
-                         reused=runs[m.key].get("reused")))
-    validity = metrics.reference_validity(world.prompts, len(world.seeds), world.unsafe_concept, ref)
+    rows = rows_for(world, runs, methods)
+    validity = metrics.reference_validity(world.prompts, len(world.seeds), world.unsafe_concept, runs[methods[0].key])
     return runs, rows, validity, time.perf_counter() - t_all

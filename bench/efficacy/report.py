@@ -19,13 +19,13 @@ def fmt(x, nd=3):
 
 def table(rows):
     head = ("| Method | Setting | Unsafe rate ↓ | Benign same content ↑ | Latent dist ↓ | Pixel dist ↓ "
-            "| Proximal lost ↓ | Model evals x |")
+            "| Proximal lost ↓ (pairs) | Model evals x |")
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         mark = " †" if r.get("reused") else ""
         lines.append(f"| {FAMILY_NAMES[r['family']]} | {r['setting'] or '-'}{mark} | {fmt(r['unsafe_rate'])} "
                      f"| {fmt(r['benign_same'])} | {fmt(r['latent_dist'], 4)} | {fmt(r['pixel_dist'], 4)} "
-                     f"| {fmt(r['proximal_lost'])} | {fmt(r['evals_x'], 2)} |")
+                     f"| {fmt(r['proximal_lost'])} ({r['proximal_pairs']}) | {fmt(r['evals_x'], 2)} |")
     return "\n".join(lines)
 
 

@@ -108,10 +108,10 @@ def tiny_world(n_prompts=2, seeds=(0,), steps=4):
 
 
 # -- part A's concept world ------------------------------------------------------------------
-# One seed (one batch of all 19 prompts) and 12 euler steps keep the whole evaluation near
+# One seed (one batch of all 19 prompts) and 10 euler steps keep the whole evaluation near
 # 15 minutes on 2 CPU cores; pass --seeds / --steps for more.
 CONCEPT_WORLD_SEEDS = (0,)
-CONCEPT_WORLD_STEPS = 12
+CONCEPT_WORLD_STEPS = 10
 
 
 def concept_world(comfyui_path=None, seeds=None, log=print, checkpoint=None):
