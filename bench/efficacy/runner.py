@@ -304,6 +304,25 @@ def table_rows(methods, prompts, seeds, done, out, unsafe_concept):
     return rows
 
 
+def pack_presets_module():
+    """The pack's pure presets module, loaded by path: `nodes` may already be the host's nodes.py."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("safety_pack_presets", ROOT / "nodes" / "presets.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def pack_presets():
+    """The pack's pure presets module, by path: a host's own `nodes` module may shadow the pack's."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_safety_bench_presets", ROOT / "nodes" / "presets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="a checkpoint in the servers' models/checkpoints "
@@ -335,9 +354,7 @@ def main(argv=None):
         raise SystemExit("the first method must be none (the unprotected reference)")
     negative = a.negative
     if negative is None:
-        sys.path.insert(0, str(ROOT))
-        from nodes.presets import load_presets
-        presets, _ = load_presets([ROOT / "safety_contexts"])
+        presets, _ = pack_presets_module().load_presets([ROOT / "safety_contexts"])
         if a.preset not in presets:
             raise SystemExit(f"no preset {a.preset!r} in safety_contexts/ (pass --negative)")
         p = presets[a.preset]
