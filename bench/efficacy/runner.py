@@ -314,15 +314,6 @@ def pack_presets_module():
     return module
 
 
-def pack_presets():
-    """The pack's pure presets module, by path: a host's own `nodes` module may shadow the pack's."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("_safety_bench_presets", ROOT / "nodes" / "presets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="a checkpoint in the servers' models/checkpoints "
