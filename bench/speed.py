@@ -1,6 +1,6 @@
 """Speed and memory of DualLatentKSampler against the host's own KSampler, side by side.
 
-One process, the real host in-process (tests/harness.py's InProcessHost). For every
+One process, the real host in-process (scripts/comfy_host.py's InProcessHost). For every
 configuration the host's KSampler (A) and our node (B) run interleaved, A B B A A B ..., on
 the same model, seed, sampler, scheduler, size and conditioning, after a warm-up of every node
 at each size/batch/cfg.
@@ -27,7 +27,6 @@ import contextlib
 import io
 import math
 import os
-import platform
 import pstats
 import re
 import statistics
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "scripts"))
 
 SAMPLER, SCHEDULER, SEED = "euler", "normal", 1234
 PROMPT = "a photo of a knight in a forest, detailed"
@@ -48,7 +47,7 @@ NEGATIVE = "blurry, low quality"
 
 def load_host(device):
     """InProcessHost forces the host's --cpu; for CUDA the host's device state is decided first."""
-    from harness import InProcessHost, comfyui_path
+    from comfy_host import InProcessHost, comfyui_path
     if device == "cuda":
         root = str(comfyui_path())
         if root not in sys.path:

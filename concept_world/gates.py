@@ -5,7 +5,7 @@ and check that it draws what it is asked for (the benchmark refuses to report ot
     benign prompts  -> every requested concept in >= 90 % of samples (benign and proximal)
 
 Sampling uses the host's own nodes (CheckpointLoaderSimple, CLIPTextEncode, EmptyLatentImage,
-KSampler, VAEDecode) through tests/harness.py's InProcessHost (or any object with the same
+KSampler, VAEDecode) through scripts/comfy_host.py's InProcessHost (or any object with the same
 `call(node_id, **inputs)`), and the method-agnostic detector on the decoded images.
 """
 import sys
@@ -20,11 +20,11 @@ SETTINGS = dict(steps=20, cfg=6.0, sampler_name="euler", scheduler="normal", see
 
 
 def in_process_host():
-    """The real host in this process (tests/harness.py), with all node packs registered."""
-    tests = str(Path(__file__).resolve().parents[1] / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    from harness import InProcessHost
+    """The real host in this process (scripts/comfy_host.py), with all node packs registered."""
+    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from comfy_host import InProcessHost
     return InProcessHost()
 
 

@@ -1,8 +1,10 @@
-"""Find and drive the real ComfyUI host: its folder and its HTTP server.
+"""Find and drive the real ComfyUI host: its folder, in-process, and its HTTP server.
 
-Shared by the test suite, the demo and the benchmarks. The server is the host's own
-`main.py --cpu`, started as a subprocess on a free loopback port.
+Shared by the test suite, the demo, the concept world and the benchmarks. Nothing here
+imitates the host: InProcessHost imports the host's own server, node registry and executor;
+HostServer starts the host's own `main.py --cpu` on a free loopback port.
 """
+import asyncio
 import json
 import os
 import socket
@@ -131,3 +133,72 @@ def output_images(history_entry):
         for img in out.get("images", []):
             found.append((node_id, img["filename"], img.get("subfolder", ""), img.get("type")))
     return found
+
+
+class InProcessHost:
+    """The host's own modules, loaded once per test session, with our pack registered."""
+
+    def __init__(self):
+        root = comfyui_path()
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        from comfy.cli_args import args
+        args.cpu = True  # the host asserts at import without CUDA otherwise
+        args.disable_api_nodes = True
+        # Order matters: `nodes.py` would shadow the host's `utils` package.
+        import utils.extra_config  # noqa: F401
+        import server
+        import nodes
+        import execution
+        import main  # for hijack_progress: the host's progress hook, which honours Cancel
+        self.root = root
+        self.nodes = nodes
+        self.execution = execution
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.server = server.PromptServer(self.loop)
+        self.import_failures = []
+        self.loop.run_until_complete(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        main.hijack_progress(self.server)
+        self.server.last_prompt_id = None  # set by the host's prompt worker, which tests do not run
+        self.server.last_node_id = None
+        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC,
+                                                 cache_args={"lru": 0, "ram": 0})
+        self.pack_module = next((m for name, m in sys.modules.items()
+                                 if name.endswith("custom_nodes/" + PACK_LINK_NAME)), None)
+
+    # -- graphs -----------------------------------------------------------------
+    def validate(self, prompt):
+        return self.loop.run_until_complete(self.execution.validate_prompt(str(uuid.uuid4()), prompt, None))
+
+    def run(self, prompt):
+        """Validate and execute an API-format prompt; returns the executor (outputs, history)."""
+        valid = self.validate(prompt)
+        if not valid[0]:
+            raise AssertionError(f"prompt failed validation: {valid[1]} {valid[3]}")
+        self.executor.execute(prompt, str(uuid.uuid4()), {"client_id": None}, valid[2])
+        return self.executor
+
+    # -- direct node calls (for bit-exact comparisons) -----------------------------
+    def node(self, class_type):
+        return self.nodes.NODE_CLASS_MAPPINGS[class_type]
+
+    def call(self, class_type, **inputs):
+        """Run one node the way the executor does, returning its output tuple."""
+        cls = self.node(class_type)
+        if hasattr(cls, "define_schema"):  # V3 node
+            out = cls.execute(**inputs)
+            return tuple(out.args) if hasattr(out, "args") else tuple(out)
+        obj = cls()
+        return getattr(obj, cls.FUNCTION)(**inputs)
+
+    def load_checkpoint(self, name=TINY_CHECKPOINT):
+        return self.call("CheckpointLoaderSimple", ckpt_name=name)
+
+    def encode(self, clip, text):
+        return self.call("CLIPTextEncode", clip=clip, text=text)[0]
+
+    def empty_latent(self, width=64, height=64, batch_size=1):
+        return self.call("EmptyLatentImage", width=width, height=height, batch_size=batch_size)[0]
+
+

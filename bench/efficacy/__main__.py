@@ -14,8 +14,8 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "efficacy"
 
 
 def load_host():
-    sys.path.insert(0, str(ROOT / "tests"))
-    from harness import InProcessHost  # the foundation's in-process host (tests/harness.py)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from comfy_host import InProcessHost  # the foundation's in-process host
     return InProcessHost()
 
 
