@@ -2,7 +2,7 @@
 PY := .build/venv/bin/python
 SETUP := bash scripts/setup_host.sh
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test clean
 
 setup:
 	$(SETUP)
@@ -42,3 +42,9 @@ bench-efficacy: setup
 bench-real: setup
 	bash bench/efficacy/setup_real.sh
 	$(PY) -m bench.efficacy.runner $(ARGS)
+
+# The prompt gate's term part on I2P and COCO prompt lists (issue 7); needs the CSVs that
+# `make bench-real` fetches into .build/bench-data.
+.PHONY: bench-gate
+bench-gate: setup
+	$(PY) bench/gate_i2p.py
