@@ -23,7 +23,6 @@ def test_encode_outputs_are_the_hosts_own_encodings(s):
 
 
 def test_batch_img2img_and_inpainting(s):
-    h = s.host
     init = {"samples": torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1))}
     for merge in ("every_step", "at_end"):
         out = s.dual(0.5, 0.2, merge, latent_image=init, denoise=0.6)
