@@ -24,7 +24,7 @@ CHECKPOINT_NAME = "concept-world.safetensors"
 
 CONFIG = dict(
     seed=0, n_train=8000, data_noise=0.02,
-    steps=300, batch=16, lr=5e-4, warmup=20, weight_decay=0.0, grad_clip=1.0,
+    steps=1000, batch=16, lr=8e-4, warmup=40, weight_decay=0.0, grad_clip=1.0,
     cfg_dropout=0.1, clip_seed=0,
     beta_start=0.00085, beta_end=0.012, timesteps=1000,
 )
