@@ -56,7 +56,7 @@ def progress_callback(model, total_steps, offset=0, skip_below=0):
     return callback
 
 
-def run_guider(guider, model, noise, latent_image, sampler, sigmas, noise_mask, callback, seed):
+def run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask, callback, seed):
     samples = guider.sample(noise, latent_image, sampler, sigmas, denoise_mask=noise_mask, callback=callback,
                             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     samples = samples.to(comfy.model_management.intermediate_device())
@@ -105,7 +105,7 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
 
     if merge == "every_step":
         guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau)
-        samples = run_guider(guider, model, noise, latent_image, sampler, sigmas, noise_mask,
+        samples = run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask,
                              progress_callback(model, n), seed)
         branches = guider.branch_estimates()
         if branches is None:  # no step after the threshold computed both branches
@@ -118,11 +118,11 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     total = n + (n - k)
     user_guider = make_guider(model, positive, negative, None, cfg, 0.0, tau)
     user_guider.record = []
-    z_u = run_guider(user_guider, model, noise, latent_image, sampler, sigmas, noise_mask,
+    z_u = run_guider(user_guider, noise, latent_image, sampler, sigmas, noise_mask,
                      progress_callback(model, total), seed)
     safe_guider = make_guider(model, positive, negative, safe_positive, cfg, 1.0, tau)
     safe_guider.replay = user_guider.record
-    z_s = run_guider(safe_guider, model, noise, latent_image, sampler, sigmas, noise_mask,
+    z_s = run_guider(safe_guider, noise, latent_image, sampler, sigmas, noise_mask,
                      progress_callback(model, total, offset=n, skip_below=k), seed)
     merged = weighted_merge(z_u, z_s, w, names=("user_latent", "safe_latent"))
     return as_latent(merged), as_latent(z_u), as_latent(z_s)
