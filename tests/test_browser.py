@@ -6,7 +6,9 @@ missing-node warning or other dialog appears; our nodes are registered, drawn on
 and carry the widgets of their schema; the frontend reads back the same widget values and
 links as the file holds and turns the graph into the same API prompt as our converter; then
 the page queues it (as a user who changed the seed would) and the server saves an image for
-that very workflow. A screenshot of each, after the run, goes to docs/screenshots/.
+that very workflow. A screenshot of each, after the run, goes to $SCREENSHOT_DIR (set it to
+docs/screenshots to refresh the README pictures; by default a folder under .build, so a test
+run leaves the tracked tree clean).
 
 Needs Debian's chromium and the python `playwright` client: scripts/setup_browser.sh.
 """
@@ -21,7 +23,7 @@ import pytest
 from workflow_files import OUR_NODES, PACK_DIR, convert, load_workflow, widget_names, workflow_names
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-SHOTS = PACK_DIR / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR", PACK_DIR / ".build" / "screenshots"))
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1800, "height": 1000}
