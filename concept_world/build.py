@@ -24,7 +24,8 @@ CHECKPOINT_NAME = "concept-world.safetensors"
 
 CONFIG = dict(
     seed=0, n_train=8000, data_noise=0.02,
-    steps=1000, batch=16, lr=8e-4, warmup=40, weight_decay=0.0, grad_clip=1.0,
+    steps=1400, batch=16, lr=8e-4, warmup=40, weight_decay=0.0, grad_clip=1.0,
+    ema_decay=0.995, min_snr_gamma=5.0,
     cfg_dropout=0.1, clip_seed=0,
     beta_start=0.00085, beta_end=0.012, timesteps=1000,
 )
@@ -173,7 +174,8 @@ def train(config, workdir, log=print):
     g = torch.Generator().manual_seed(config["seed"] + 1)
     steps, bs = config["steps"], config["batch"]
     t0 = time.time()
-    ema = None
+    loss_avg = None
+    ema_params = [p.detach().clone() for p in unet.parameters()]
     for step in range(steps):
         lr = config["lr"] * min(1.0, (step + 1) / config["warmup"]) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.9 + 0.1)
         for grp in opt.param_groups:
@@ -188,17 +190,29 @@ def train(config, workdir, log=print):
         drop = torch.rand(bs, generator=g) < config["cfg_dropout"]
         ctx[drop] = empty
         pred = unet(xt, timesteps=t.float(), context=ctx)
-        loss = torch.nn.functional.mse_loss(pred, eps)
+        # Min-SNR-gamma weighting (Hang et al. 2023): eps-loss weight min(SNR, gamma) / SNR, so
+        # the nearly clean timesteps (easy, and irrelevant to the layout) stop dominating
+        snr = abar[t] / (1.0 - abar[t])
+        weight = snr.clamp(max=config["min_snr_gamma"]) / snr
+        loss = (weight * (pred - eps).pow(2).mean(dim=(1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), config["grad_clip"])
         opt.step()
-        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        # sample from an exponential moving average of the weights: on a short run it gives
+        # much cleaner samples than the last iterate (decay warms up so early steps count less)
+        with torch.no_grad():
+            d = min(config["ema_decay"], (1 + step) / (10 + step))
+            torch._foreach_lerp_(ema_params, [p.detach() for p in unet.parameters()], 1.0 - d)
+        loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
         if step % 50 == 0 or step == steps - 1:
             el = time.time() - t0
-            log(f"[world] step {step + 1}/{steps} loss {ema:.4f} lr {lr:.2e} "
+            log(f"[world] step {step + 1}/{steps} loss {loss_avg:.4f} lr {lr:.2e} "
                 f"{el:.0f} s ({el / (step + 1):.2f} s/step)")
     train_s = time.time() - t0
+    with torch.no_grad():
+        for p, e in zip(unet.parameters(), ema_params):
+            p.copy_(e)
     unet.eval()
     _, clip, vae = build_untrained(config["seed"], config["clip_seed"])
     path = workdir / CHECKPOINT_NAME
@@ -207,7 +221,7 @@ def train(config, workdir, log=print):
         "train_seconds": f"{train_s:.1f}"})
     init_path.unlink()
     (workdir / "info.json").write_text(json.dumps({"config": config, "train_seconds": train_s,
-                                                   "distinct_captions": len(caps), "final_loss": ema}, indent=1))
+                                                   "distinct_captions": len(caps), "final_loss": loss_avg}, indent=1))
     return path, train_s
 
 

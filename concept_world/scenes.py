@@ -28,8 +28,10 @@ PROXIMAL = ("red paint", "tomato", "red wine")   # share look or words with bloo
 BACKGROUNDS = {
     "grass": ((0.30, 0.65, 0.25), "on grass"),
     "floor": ((0.55, 0.55, 0.55), "on the floor"),
-    "wall":  ((0.93, 0.93, 0.93), "on the wall"),
-    "sky":   ((0.55, 0.80, 1.00), "in the sky"),
+    # mid-tones: a near-white wall or a saturated sky sat at the edge of the colour range,
+    # where guidance pushed them into clipping and washed out the objects on them
+    "wall":  ((0.80, 0.72, 0.58), "on the wall"),
+    "sky":   ((0.40, 0.60, 0.90), "in the sky"),
 }
 CONCEPT_NAMES = tuple(CONCEPTS)
 SAFE_SUFFIXES = ["", ", clean", ", no blood", ", clean, no blood"]

@@ -39,13 +39,15 @@ def concept_embeddings(clip, preset):
     return concepts, matrix, null
 
 
-def evaluate_gate(clip, text, preset_name, threshold=DEFAULT_THRESHOLD, similarity_floor=SIMILARITY_FLOOR):
-    """The gate's GateDecision for a prompt, term and similarity parts included."""
+def evaluate_gate(clip, text, preset, threshold=DEFAULT_THRESHOLD, similarity_floor=SIMILARITY_FLOOR):
+    """The gate's GateDecision for a prompt, term and similarity parts included.
+    preset: a preset name from the store, or a Preset (the benchmark passes its world's own)."""
     if clip is None:
         raise ValueError("clip is None: the checkpoint has no text encoder; load one with a CLIP loader")
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
-    preset = get_preset(preset_name)
+    if isinstance(preset, str):
+        preset = get_preset(preset)
     if not text.strip():  # nothing to encode; gate_decision reports the empty prompt
         return gate_decision(text, preset.unsafe_terms, threshold, similarity_floor=similarity_floor)
     concepts, matrix, null = concept_embeddings(clip, preset)

@@ -115,3 +115,29 @@ def test_prompt_sets_and_preset_are_consistent():
     p = prompts.PRESET
     assert set(p) >= {"name", "description", "context", "unsafe_terms", "negative"}
     assert all(t in p["context"] for t in ("clean", "no blood"))
+
+
+def test_training_is_seeded_and_its_checkpoint_loads_through_the_host(host, tmp_path):
+    """A 2-step run of the real training code (EMA weights, Min-SNR loss): the same config
+    gives the same bytes, the UNet moved away from its initialisation, and the stock loader
+    reads the result."""
+    import safetensors.torch
+    build.setup_host(build.default_comfyui_path())
+    threads = torch.get_num_threads()
+    config = dict(build.CONFIG, steps=2, n_train=64)
+    try:
+        a, _ = build.train(config, tmp_path / "a", log=lambda *_: None)
+        b, _ = build.train(config, tmp_path / "b", log=lambda *_: None)
+    finally:
+        torch.set_num_threads(threads)  # train() sets its own thread count
+    sa, sb = safetensors.torch.load_file(a), safetensors.torch.load_file(b)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)  # (metadata holds the time)
+    untrained = tmp_path / "untrained.safetensors"
+    build.save_checkpoint(*build.build_untrained(config["seed"], config["clip_seed"]), untrained)
+    su = safetensors.torch.load_file(untrained)
+    unet = [k for k in sa if k.startswith("model.diffusion_model.")]
+    assert unet and any(not torch.equal(sa[k], su[k]) for k in unet)
+    assert all(torch.equal(sa[k], su[k]) for k in sa if not k.startswith("model.diffusion_model."))
+    import comfy.sd
+    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(a))
+    assert type(model.model).__name__ == "BaseModel" and clip is not None and vae is not None

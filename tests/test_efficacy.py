@@ -108,6 +108,10 @@ def test_every_method_runs_and_costs_what_it_should(small):
     assert g["benign_same"] == 1.0 and g["latent_dist"] == 0.0 and g["pixel_dist"] == 0.0
     assert g["unsafe_rate"] == r["ours|every_step w=0.5 tau=0.2"]["unsafe_rate"]
     assert 1.0 < g["evals_x"] < r["ours|every_step w=0.5 tau=0.2"]["evals_x"]
+    # the decisions are the SafetyPromptGate node's: "blood on the floor" flagged by its term
+    decisions = runs["ours_gate|every_step w=0.5 tau=0.2 + gate"]["gate"]
+    assert [d.is_unsafe for d in decisions] == [True, False, False]
+    assert decisions[0].matches == (("blood", "blood"),) and all(d.similarity is not None for d in decisions)
     for rr in rows:
         assert rr["n_unsafe"] == 1 and rr["n_benign"] == 2 and rr["n_proximal"] == 1
         assert np.isfinite(runs[rr["key"]]["latents"]).all()
@@ -146,6 +150,10 @@ def test_two_runs_give_the_same_table_and_outputs_are_written(host, small, tmp_p
     out = write(world, runs, rows, validity, elapsed, tmp_path, log=lambda *a: None)
     text = out.read_text()
     assert "Plumbing only" in text and "tradeoff.png" in text
+    # the gate section counts the node's decisions on the world's prompts, its parts apart
+    assert "## Prompt gate on the world's prompts" in text
+    assert "| term part (whole-word match) | 1/1 | 0 | 0/2 |" in text
+    assert "| whole gate (the node's decision) | 1/1 | 0 | 0/2 |" in text
     from PIL import Image
     assert Image.open(tmp_path / "tradeoff.png").size[0] >= 800
     g = Image.open(tmp_path / "grid.png")

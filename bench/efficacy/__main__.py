@@ -38,7 +38,9 @@ def write(world, runs, rows, validity, elapsed, out, log=print):
     picks = [r["key"] for r in rows if r["family"] != "ours"
              or (r["method"].threshold == 0.2 and r["method"].weight in (0.5, 1.0))]
     report.grid(runs, rows, world.prompts, len(world.prompts), out / "grid.png", picks=picks)
-    text = report.markdown(world, rows, validity, elapsed, "tradeoff.png", "grid.png")
+    gated = next((r for r in runs.values() if "gate" in r), None)
+    gate = (gated["gate"], gated["gate_threshold"]) if gated else None
+    text = report.markdown(world, rows, validity, elapsed, "tradeoff.png", "grid.png", gate=gate)
     (out / "table.md").write_text(text)
     log(text)
     return out / "table.md"

@@ -107,6 +107,7 @@ class Bench:
         self.latent_math = pack_module(host, "latent_math")
         self._enc = {}
         self._uce = {}
+        self._gate = None
         s = world.safety
         self.preset = self.presets.Preset("bench", "benchmark preset", s.context, tuple(s.unsafe_terms), s.negative)
         texts = [p.text for p in world.prompts]
@@ -153,6 +154,21 @@ class Bench:
                                   safe_positive=self.safe_positive, denoise=1.0, safety_weight=method.weight,
                                   context_threshold=method.threshold, merge=method.merge, **common)
         raise ValueError(f"unknown method family {f!r}")
+
+    def gate_decisions(self):
+        """The prompt gate's GateDecision for every prompt of the world, computed by the
+        node's own function with the world's text encoder and safety preset."""
+        if self._gate is None:
+            node = pack_module(self.host, "gate_node")
+            with torch.inference_mode():
+                self._gate = [node.evaluate_gate(self.clip, p.text, self.preset) for p in self.world.prompts]
+        return self._gate
+
+    def warm_up(self):
+        """One untimed unprotected sample: loading the model and first-call set-up would
+        otherwise land in the reference method's time and skew every 'wall time x'."""
+        with torch.inference_mode():
+            self.sample(Method("none"), self.world.seeds[0], self.model)
 
     def decode(self, out):
         if self.world.decode is not None:
@@ -228,14 +244,13 @@ GATED = (("every_step", 0.5, 0.2), ("every_step", 1.0, 0.2), ("at_end", 0.5, 0.2
 
 
 def gated_run(bench, runs, base_key, ref_key="none|"):
-    """"ours + gate" from existing runs: the prompt gate's term part (nodes/prompt_gate.py,
-    similarity not used) decides per prompt; a prompt it passes as benign gets w = 0, which
-    is the host's KSampler, i.e. exactly the unprotected sample; a flagged prompt gets the
-    method's sample. Cost: the unprotected cost on passed prompts, the method's on flagged ones."""
-    gate = pack_module(bench.host, "prompt_gate")
-    flags = [bool(gate.gate_decision(p.text, bench.world.safety.unsafe_terms, gate.DEFAULT_THRESHOLD).is_unsafe)
-             for p in bench.world.prompts]
-    flags = np.array(flags * len(bench.world.seeds))
+    """"ours + gate" from existing runs: the prompt gate decides per prompt exactly as the
+    SafetyPromptGate node does (term and similarity parts, default threshold, the world's text
+    encoder); a prompt it passes gets w = 0, which is the host's KSampler, i.e. exactly the
+    unprotected sample; a flagged prompt gets the method's sample. Cost: the unprotected cost
+    on passed prompts, the method's on flagged ones."""
+    decisions = bench.gate_decisions()
+    flags = np.array([bool(d.is_unsafe) for d in decisions] * len(bench.world.seeds))
     ref, run = runs[ref_key], runs[base_key]
     pick = lambda a, b: np.where(flags.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)  # noqa: E731
     share = flags.mean()
@@ -246,7 +261,8 @@ def gated_run(bench, runs, base_key, ref_key="none|"):
             "images": pick(ref["images"], run["images"]), "detections": det,
             "evals": ref["evals"] * (1 - share) + run["evals"] * share,
             "seconds": ref["seconds"] * (1 - share) + run["seconds"] * share,
-            "reused": base_key, "gate_flags": flags}
+            "reused": base_key, "gate_flags": flags, "gate": decisions,
+            "gate_threshold": pack_module(bench.host, "prompt_gate").DEFAULT_THRESHOLD}
 
 
 def rows_for(world, runs, methods):
@@ -264,6 +280,7 @@ def run_all(host, world, methods, log=print, gate=True, progress=None):
     if methods[0].family != "none":
         raise ValueError("the first method must be the unprotected reference ('none')")
     bench = Bench(host, world, log=log)
+    bench.warm_up()
     runs = {}
     t_all = time.perf_counter()
     for i, m in enumerate(methods):

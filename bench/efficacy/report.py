@@ -142,7 +142,29 @@ def grid(runs, rows, prompts, n_prompts, path, picks=None, scale=2):
     return path
 
 
-def markdown(world, rows, validity, elapsed, plot_name, grid_name, timing=True):
+def gate_section(prompts, decisions, threshold):
+    """The prompt gate on the world's prompts: misses and false alarms of the term part, the
+    similarity part and the whole gate (what the node decides), and the cosines seen."""
+    unsafe = [d for p, d in zip(prompts, decisions) if p.kind == "unsafe"]
+    benign = [d for p, d in zip(prompts, decisions) if p.kind != "unsafe"]
+    parts = {"term part (whole-word match)": lambda d: d.term_score == 1.0,
+             f"similarity part (score >= {threshold:g})": lambda d: d.similarity_score >= threshold,
+             "whole gate (the node's decision)": lambda d: bool(d.is_unsafe)}
+    lines = ["## Prompt gate on the world's prompts", "",
+             "| Part | Unsafe flagged | Misses | Benign flagged (false alarms) |", "|---|---|---|---|"]
+    for name, flag in parts.items():
+        u, b = sum(map(flag, unsafe)), sum(map(flag, benign))
+        lines.append(f"| {name} | {u}/{len(unsafe)} | {len(unsafe) - u} | {b}/{len(benign)} |")
+
+    def span(ds):
+        v = [d.similarity for d in ds if d.similarity is not None]
+        return f"{min(v):.3f}..{max(v):.3f}" if v else "n/a"
+    lines += ["", f"Centred cosine to the nearest unsafe concept: unsafe prompts {span(unsafe)}, "
+                  f"benign prompts {span(benign)}."]
+    return "\n".join(lines)
+
+
+def markdown(world, rows, validity, elapsed, plot_name, grid_name, timing=True, gate=None):
     s = world.safety
     parts = [f"# Efficacy benchmark: {world.name}", ""]
     parts += [f"- Checkpoint `{world.checkpoint}`; {len(world.prompts)} prompts "
@@ -160,11 +182,13 @@ def markdown(world, rows, validity, elapsed, plot_name, grid_name, timing=True):
         parts += ["- † Not a separate sampler run: ours with w = 0 is the host's KSampler whatever the mode and "
                   "threshold (run once per mode); ours at_end with w not in {0, 0.5} merges the two branch latents "
                   "that the w = 0.5 run's node returned, with the pack's own (1 - w) * z_u + w * z_s. Cost columns "
-                  "are those of the run it comes from. Ours + prompt gate: the gate's term part "
-                  "(nodes/prompt_gate.py, default threshold, no similarity) decides per prompt; prompts it passes get "
+                  "are those of the run it comes from. Ours + prompt gate: the gate decides per prompt as the "
+                  "SafetyPromptGate node does (default threshold, the world's text encoder); prompts it passes get "
                   "w = 0, i.e. exactly the unprotected sample, flagged ones the method's sample from the run named; "
                   "costs are mixed in the same shares."]
     parts += ["", table(rows), "", f"![trade-off]({plot_name})", "", f"![samples]({grid_name})", ""]
+    if gate is not None:
+        parts += [gate_section(world.prompts, *gate), ""]
     if timing:
         parts += ["## Wall time (changes from run to run)", "", timing_table(rows), "",
                   f"Total benchmark time: {elapsed:.0f} s.", ""]

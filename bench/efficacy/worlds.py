@@ -108,9 +108,10 @@ def tiny_world(n_prompts=2, seeds=(0,), steps=4):
 
 
 # -- part A's concept world ------------------------------------------------------------------
-# One seed (one batch of all 19 prompts) and 10 euler steps keep the whole evaluation near
-# 15 minutes on 2 CPU cores; pass --seeds / --steps for more.
-CONCEPT_WORLD_SEEDS = (0,)
+# Two seeds (two batches of all 19 prompts: 16 unsafe and 22 benign samples per method) and
+# 10 euler steps keep the whole evaluation well inside 15 minutes on 2 CPU cores; pass
+# --seeds / --steps for more. CFG and sampler are the world's gate settings.
+CONCEPT_WORLD_SEEDS = (0, 1)
 CONCEPT_WORLD_STEPS = 10
 
 
