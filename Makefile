@@ -24,6 +24,9 @@ bench-speed: setup
 	$(PY) bench/speed.py --threads 1 --out bench/results/speed_cpu.md $(BENCH_ARGS)
 
 # The concept world (concept_world/): trains it if the cache lacks it, prints its numbers.
+# Two torch threads: the committed world was trained so (thread count can change float
+# summation order, so the same count reproduces the same weights); 1,165 s on 2 idle cores.
+export SAFETY_WORLD_THREADS ?= 2
 .PHONY: world
 world: setup
 	$(PY) -m concept_world.build

@@ -28,7 +28,7 @@ def in_process_host():
     return InProcessHost()
 
 
-def sample(host, model, clip, vae, prompt, negative="", seed=1234, per_prompt=8, steps=20, cfg=6.0,
+def sample(host, model, clip, vae, prompt, negative="", seed=1234, per_prompt=8, steps=20, cfg=4.0,
            sampler_name="euler", scheduler="normal"):
     """One KSampler batch (64x64, `per_prompt` images from one seed) -> (latent dict, IMAGE).
     Runs under torch.inference_mode(), as the host's executor runs nodes."""

@@ -240,7 +240,9 @@ class Bench:
         return self.finish(method, latents, images, counter.rows, seconds, branches or None)
 
 
-GATED = (("every_step", 0.5, 0.2), ("every_step", 1.0, 0.2), ("at_end", 0.5, 0.2))
+# settings shown with the prompt gate: the default threshold at two weights, at_end, and the
+# strongest setting (w 1, tau 0)
+GATED = (("every_step", 0.5, 0.2), ("every_step", 1.0, 0.2), ("at_end", 0.5, 0.2), ("every_step", 1.0, 0.0))
 
 
 def gated_run(bench, runs, base_key, ref_key="none|"):

@@ -129,7 +129,7 @@ def grid(runs, rows, prompts, n_prompts, path, picks=None, scale=2):
     for k, key in enumerate(picks):
         r = by_key[key]
         y = head_h + k * (h + 4) + h // 2 - 12
-        d.text((4, y), FAMILY_NAMES[r["family"]] + (" †" if r.get("reused") else ""), fill="black", font=font)
+        d.text((4, y), FAMILY_NAMES[r["family"]] + (" (derived)" if r.get("reused") else ""), fill="black", font=font)
         d.text((4, y + 13), (r["setting"] or "")[:36], fill="black", font=font)
         ims = runs[key]["images"]
         for j, i in enumerate(cols):
