@@ -46,8 +46,9 @@ bench-real: setup
 	bash bench/efficacy/setup_real.sh
 	$(PY) -m bench.efficacy.runner $(ARGS)
 
-# The prompt gate's term part on I2P and COCO prompt lists (issue 7); needs the CSVs that
-# `make bench-real` fetches into .build/bench-data.
+# The prompt gate on I2P and COCO prompt lists (issue 7); needs the CSVs that `make bench-real`
+# fetches into .build/bench-data. Term part only by default; GATE_ARGS="--checkpoint NAME
+# --out runs/gate.md" adds the similarity part with that checkpoint's text encoder.
 .PHONY: bench-gate
 bench-gate: setup
-	$(PY) bench/gate_i2p.py
+	$(PY) bench/gate_i2p.py $(GATE_ARGS)
