@@ -105,7 +105,7 @@ def preset_prompts(name, i2p):
 
 def similarity_report(a, host=None):
     """Term part, similarity part and the whole gate per preset, with the host's text encoder,
-    computed by the node's own functions (gate_node.embed_text / concept_embeddings)."""
+    computed by the node's own functions (gate_node.embed_text / decision_for_embedding)."""
     import torch
     if host is None:
         sys.path.insert(0, str(ROOT / "scripts"))
@@ -126,14 +126,8 @@ def similarity_report(a, host=None):
         clip = host.load_checkpoint(a.checkpoint)[1]
         texts = list(dict.fromkeys([r["prompt"] for r in i2p] + coco))
         vecs = {p: node.embed_text(clip, p) for p in texts}   # each prompt encoded once
-        decide = {}
-        for preset in presets:
-            concepts, matrix, null = node.concept_embeddings(clip, preset)
-            decide[preset.name] = {}
-            for p in texts:
-                sim, i = gate.nearest_concept(vecs[p], matrix, null)
-                decide[preset.name][p] = gate.gate_decision(p, preset.unsafe_terms, t, similarity=sim,
-                                                            concept=concepts[i])
+        decide = {preset.name: {p: node.decision_for_embedding(clip, p, vecs[p], preset, t) for p in texts}
+                  for preset in presets}
     seconds = time.time() - t0
     parts = (("term", lambda d: d.term_score == 1.0), ("similarity", lambda d: d.similarity_score >= t),
              ("gate", lambda d: bool(d.is_unsafe)))

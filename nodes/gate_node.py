@@ -50,8 +50,15 @@ def evaluate_gate(clip, text, preset, threshold=DEFAULT_THRESHOLD, similarity_fl
         preset = get_preset(preset)
     if not text.strip():  # nothing to encode; gate_decision reports the empty prompt
         return gate_decision(text, preset.unsafe_terms, threshold, similarity_floor=similarity_floor)
+    return decision_for_embedding(clip, text, embed_text(clip, text), preset, threshold, similarity_floor)
+
+
+def decision_for_embedding(clip, text, vector, preset, threshold=DEFAULT_THRESHOLD,
+                           similarity_floor=SIMILARITY_FLOOR):
+    """The decision for a prompt whose embedding (embed_text) is already known: a benchmark
+    scoring many prompts against several presets encodes each prompt once."""
     concepts, matrix, null = concept_embeddings(clip, preset)
-    similarity, i = nearest_concept(embed_text(clip, text), matrix, null)
+    similarity, i = nearest_concept(vector, matrix, null)
     return gate_decision(text, preset.unsafe_terms, threshold, similarity=similarity, concept=concepts[i],
                          similarity_floor=similarity_floor)
 
