@@ -23,17 +23,20 @@ clean:
 bench-speed: setup
 	$(PY) bench/speed.py --threads 1 --out bench/results/speed_cpu.md $(BENCH_ARGS)
 
-# The concept world (concept_world/): trains it if the cache lacks it, prints its numbers.
-# Two torch threads: the committed world was trained so (thread count can change float
-# summation order, so the same count reproduces the same weights); 1,165 s on 2 idle cores.
+# The concept world v2 (concept_world/): trains its two worlds (training seeds 0 and 1) if the
+# cache lacks them, prints the detector's accuracy, each world's UNet checksum and its validity
+# gates. Two torch threads on CPU (thread count can change float summation order, so the same
+# count reproduces the same weights); on a machine with CUDA the training runs there.
 export SAFETY_WORLD_THREADS ?= 2
 .PHONY: world
 world: setup
 	$(PY) -m concept_world.build
 
-# Efficacy benchmark (issue 5): every method on the concept world, same seeds, through the
-# in-process host; trains the world first if its cache lacks it. Writes table.md,
-# tradeoff.png and grid.png to bench/results/efficacy/. EFFICACY_ARGS: e.g. --seeds 0,1 --steps 20.
+# Efficacy benchmark: the concept world's frozen protocol (concept_world/protocol.json): every
+# method tuned on dev by the same rule, evaluated on test with cluster-bootstrap intervals, in
+# each world; trains the worlds first if the cache lacks them. Writes table.md, results.json,
+# tradeoff.png, disruption_vs_proximity.png and grid.png to bench/results/efficacy/.
+# EFFICACY_ARGS: e.g. --worlds 0 --small. bench/gpu_protocol.sh runs it on a CUDA machine.
 .PHONY: bench-efficacy
 bench-efficacy: setup
 	$(PY) -m bench.efficacy --world concept $(EFFICACY_ARGS)

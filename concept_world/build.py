@@ -20,15 +20,42 @@ from pathlib import Path
 import numpy as np
 
 PACK_DIR = Path(__file__).resolve().parents[1]
-CHECKPOINT_NAME = "concept-world.safetensors"
+WORLD_SEEDS = (0, 1)   # independently trained worlds: same data and text encoder, other training seed
 
 CONFIG = dict(
-    seed=0, n_train=8000, data_noise=0.02,
-    steps=1400, batch=16, lr=8e-4, warmup=40, weight_decay=0.0, grad_clip=1.0,
+    seed=0, data_seed=0, n_train=12000, data_noise=0.02,
+    steps=2400, batch=16, lr=8e-4, warmup=40, weight_decay=0.0, grad_clip=1.0,
     ema_decay=0.995, min_snr_gamma=5.0,
     cfg_dropout=0.1, clip_seed=0,
     beta_start=0.00085, beta_end=0.012, timesteps=1000,
 )
+
+
+def checkpoint_name(seed=0):
+    """The name each trained world is linked under in the host's models/checkpoints/."""
+    return f"concept-world-v2-s{seed}.safetensors"
+
+
+CHECKPOINT_NAME = checkpoint_name(0)
+
+
+def train_device():
+    """SAFETY_WORLD_DEVICE, else CUDA when the machine has it, else the CPU."""
+    import torch
+    return os.environ.get("SAFETY_WORLD_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def unet_checksum(path):
+    """sha256 (16 hex) of the UNet tensors of a checkpoint, in key order: tells whether two
+    machines trained the same weights (metadata such as the training time is left out)."""
+    import safetensors
+    h = hashlib.sha256()
+    with safetensors.safe_open(str(path), "np") as f:
+        for k in sorted(f.keys()):
+            if k.startswith("model.diffusion_model."):
+                h.update(k.encode())
+                h.update(f.get_tensor(k).tobytes())
+    return h.hexdigest()[:16]
 # what defines the trained weights (a change retrains): these files and the training functions
 _HASHED = ["scenes.py", "latent.py", "construct.py"]
 _HASHED_FUNCS = ["init_unet_", "build_untrained", "save_checkpoint", "encode_captions", "train"]
@@ -109,9 +136,9 @@ def save_checkpoint(unet, clip, vae, path, dtype=None, metadata=None):
 def encode_captions(ckpt_path, captions, verify=6, log=print):
     """Captions -> (n, 77, 768) conditioning.
 
-    The host's own tokenizer gives the token ids; the world's constructed text encoder is
-    exactly final_layer_norm(token_embedding + position_embedding) (all residual branches are
-    zero), which is computed here directly from the checkpoint's weights, because the full
+    The host's own tokenizer gives the token ids; the world's constructed text encoder is a
+    closed form (construct.closed_form_encode: one context-mixing layer, every other residual
+    branch zero), computed here directly from the checkpoint's weights, because the full
     CLIP-L forward costs about a second per caption on two cores. The first `verify` captions
     (and the empty one) are also run through the host's own encoder (the calls CLIPTextEncode
     makes) and must agree: the closed form is checked, not assumed.
@@ -119,18 +146,18 @@ def encode_captions(ckpt_path, captions, verify=6, log=print):
     import torch
     import comfy.sd
     import safetensors.torch
+    from .construct import closed_form_encode
     _, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(ckpt_path), output_vae=False, output_model=False)
     pre = "cond_stage_model.transformer.text_model."
+    names = ["embeddings.token_embedding.weight", "embeddings.position_embedding.weight", "final_layer_norm.weight",
+             "final_layer_norm.bias", "encoder.layers.0.layer_norm1.weight", "encoder.layers.0.layer_norm1.bias"]
     with safetensors.safe_open(str(ckpt_path), "pt") as f:
-        tok = f.get_tensor(pre + "embeddings.token_embedding.weight").float()
-        pos = f.get_tensor(pre + "embeddings.position_embedding.weight").float()
-        ln_w = f.get_tensor(pre + "final_layer_norm.weight").float()
-        ln_b = f.get_tensor(pre + "final_layer_norm.bias").float()
+        weights = [f.get_tensor(pre + n).float() for n in names]
     out = []
     for text in captions:
         ids = torch.tensor([t for t, _ in clip.tokenize(text)["l"][0]])
-        assert len(ids) == pos.shape[0], (text, len(ids))
-        out.append(torch.nn.functional.layer_norm(tok[ids] + pos, (tok.shape[1],), ln_w, ln_b, eps=1e-5))
+        assert len(ids) == weights[1].shape[0], (text, len(ids))
+        out.append(closed_form_encode(ids, *weights))
     out = torch.stack(out)
     check = list(range(min(verify, len(captions))))
     check += [i for i, c in enumerate(captions) if c == "" and i not in check]
@@ -150,12 +177,13 @@ def train(config, workdir, log=print):
     torch.manual_seed(config["seed"])
     # one thread by default: on a shared 2-core machine two threads were 2x slower (spinning)
     torch.set_num_threads(int(os.environ.get("SAFETY_WORLD_THREADS", "1")))
+    dev = torch.device(train_device())
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     unet, clip, vae = build_untrained(config["seed"], config["clip_seed"])
     init_path = workdir / "untrained.safetensors"
     save_checkpoint(unet, clip, vae, init_path)
-    data = scenes.make_dataset(config["n_train"], config["seed"], config["data_noise"])
+    data = scenes.make_dataset(config["n_train"], config["data_seed"], config["data_noise"])
     caps = sorted(set(data["captions"]))
     t0 = time.time()
     emb = encode_captions(init_path, caps + [""], log=log)
@@ -169,6 +197,8 @@ def train(config, workdir, log=print):
                            dtype=torch.float64) ** 2
     abar = torch.cumprod(1.0 - betas, 0).float()
     del clip, vae
+    emb, empty, x0_all, abar = (v.to(dev) for v in (emb, empty, x0_all, abar))
+    unet.to(dev)
     unet.train()
     opt = torch.optim.AdamW(unet.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     g = torch.Generator().manual_seed(config["seed"] + 1)
@@ -180,14 +210,15 @@ def train(config, workdir, log=print):
         lr = config["lr"] * min(1.0, (step + 1) / config["warmup"]) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.9 + 0.1)
         for grp in opt.param_groups:
             grp["lr"] = lr
+        # the draws come from a CPU generator whatever the device: the same data order everywhere
         idx = torch.randint(0, len(x0_all), (bs,), generator=g)
-        x0 = x0_all[idx]
-        t = torch.randint(0, config["timesteps"], (bs,), generator=g)
-        eps = torch.randn(x0.shape, generator=g)
+        x0 = x0_all[idx.to(dev)]
+        t = torch.randint(0, config["timesteps"], (bs,), generator=g).to(dev)
+        eps = torch.randn(x0.shape, generator=g).to(dev)
         a = abar[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        ctx = emb[cap_idx[idx]].clone()
-        drop = torch.rand(bs, generator=g) < config["cfg_dropout"]
+        ctx = emb[cap_idx[idx].to(dev)].clone()
+        drop = (torch.rand(bs, generator=g) < config["cfg_dropout"]).to(dev)
         ctx[drop] = empty
         pred = unet(xt, timesteps=t.float(), context=ctx)
         # Min-SNR-gamma weighting (Hang et al. 2023): eps-loss weight min(SNR, gamma) / SNR, so
@@ -214,40 +245,47 @@ def train(config, workdir, log=print):
         for p, e in zip(unet.parameters(), ema_params):
             p.copy_(e)
     unet.eval()
+    unet.cpu()
     _, clip, vae = build_untrained(config["seed"], config["clip_seed"])
-    path = workdir / CHECKPOINT_NAME
+    path = workdir / "world.safetensors"
     save_checkpoint(unet, clip, vae, path, metadata={
-        "built_by": "comfyui-safety-dual-latent concept_world", "config": json.dumps(config),
-        "train_seconds": f"{train_s:.1f}"})
+        "built_by": "comfyui-safety-dual-latent concept_world v2", "config": json.dumps(config),
+        "train_seconds": f"{train_s:.1f}", "device": str(dev)})
     init_path.unlink()
-    (workdir / "info.json").write_text(json.dumps({"config": config, "train_seconds": train_s,
-                                                   "distinct_captions": len(caps), "final_loss": loss_avg}, indent=1))
+    (workdir / "info.json").write_text(json.dumps({
+        "config": config, "train_seconds": train_s, "s_per_step": train_s / steps, "device": str(dev),
+        "threads": torch.get_num_threads(), "distinct_captions": len(caps), "final_loss": loss_avg,
+        "unet_sha256_16": unet_checksum(path)}, indent=1))
     return path, train_s
 
 
-def link_into_host(path, comfyui):
-    dest = Path(comfyui) / "models" / "checkpoints" / CHECKPOINT_NAME
+def link(path, comfyui, name):
+    """A symlink models/checkpoints/<name> -> path in the host (the stock loader finds it)."""
+    dest = Path(comfyui) / "models" / "checkpoints" / name
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_symlink() or dest.exists():
-        if dest.is_symlink() and os.readlink(dest) == str(path):
-            return dest
-        dest.unlink()
-    os.symlink(path, dest)
+    if not (dest.is_symlink() and os.readlink(dest) == str(path)):
+        if dest.is_symlink() or dest.exists():
+            dest.unlink()
+        os.symlink(path, dest)
     return dest
 
 
-def ensure_world(comfyui_path=None, config=None, log=print):
-    """The trained world's checkpoint path (training first if the cache lacks it); also linked
-    into the host's models/checkpoints/ as concept-world.safetensors."""
+def world_config(seed=0, config=None):
+    return dict(CONFIG, **(config or {}), seed=seed)
+
+
+def ensure_world(comfyui_path=None, seed=0, config=None, log=print):
+    """The trained world's checkpoint path for training seed `seed` (training first if the
+    cache lacks it); also linked into the host's models/checkpoints/ as checkpoint_name(seed)."""
     comfyui_path = Path(comfyui_path or default_comfyui_path())
-    config = dict(CONFIG, **(config or {}))
+    config = world_config(seed, config)
     workdir = cache_root() / config_hash(config)
-    path = workdir / CHECKPOINT_NAME
+    path = workdir / "world.safetensors"
     if not path.exists():
         setup_host(comfyui_path)
-        log(f"[world] training the concept world into {workdir} (config {config})")
+        log(f"[world] training concept world seed {seed} into {workdir} (config {config})")
         train(config, workdir, log=log)
-    link_into_host(path, comfyui_path)
+    link(path, comfyui_path, checkpoint_name(seed))
     return path
 
 
@@ -261,17 +299,12 @@ def ensure_untrained(comfyui_path=None, name="concept-world-untrained.safetensor
         setup_host(comfyui_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(*build_untrained(config["seed"], config["clip_seed"]), path)
-    dest = Path(comfyui_path) / "models" / "checkpoints" / name
-    if not (dest.is_symlink() and os.readlink(dest) == str(path)):
-        if dest.is_symlink() or dest.exists():
-            dest.unlink()
-        os.symlink(path, dest)
+    link(path, comfyui_path, name)
     return name
 
 
-def world_info(config=None):
-    config = dict(CONFIG, **(config or {}))
-    p = cache_root() / config_hash(config) / "info.json"
+def world_info(seed=0, config=None):
+    p = cache_root() / config_hash(world_config(seed, config)) / "info.json"
     return json.loads(p.read_text()) if p.exists() else None
 
 
@@ -279,27 +312,32 @@ def main():
     ap = argparse.ArgumentParser(description="Build the concept world and check its gates.")
     ap.add_argument("--comfyui", default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--seeds", default=",".join(map(str, WORLD_SEEDS)), help="training seeds of the worlds")
     ap.add_argument("--no-gates", action="store_true")
     a = ap.parse_args()
     cfg = {"steps": a.steps} if a.steps else {}
-    t0 = time.time()
-    path = ensure_world(a.comfyui, cfg)
-    info = world_info(cfg)
-    print(f"[world] checkpoint {path} (ready in {time.time() - t0:.1f} s; "
-          f"training took {info['train_seconds']:.0f} s, {info['config']['steps']} steps)")
     from . import detect
     acc = detect.heldout_accuracy()
-    print(f"[world] detector on held-out renderings: exact-set accuracy {acc['exact']:.4f}, "
-          f"per-concept {acc['per_concept']:.4f} (n={acc['n']})")
-    if not a.no_gates:
-        from . import gates
-        grid = cache_root() / config_hash(dict(CONFIG, **cfg)) / "gate_samples.png"
-        res = gates.check(a.comfyui or default_comfyui_path(), grid_path=grid)
-        for r in res["rows"]:
-            print(f"[gates]   {r['set']:8s} {r['rate']:.0%}  {r['prompt']}")
-        print(gates.format_report(res))
-        print(f"[gates] samples (rows = prompts in prompts.all_prompts() order): {grid}")
-        sys.exit(0 if res["passed"] else 1)
+    print(f"[world] detector on held-out renderings with ghosts: exact-set accuracy {acc['exact']:.4f}, "
+          f"per-concept {acc['per_concept']:.4f}, ghost objects {acc['ghost_objects']:.4f} (n={acc['n']})")
+    ok = True
+    for seed in (int(x) for x in a.seeds.split(",")):
+        t0 = time.time()
+        path = ensure_world(a.comfyui, seed, cfg)
+        info = world_info(seed, cfg)
+        print(f"[world] seed {seed}: {path} (ready in {time.time() - t0:.1f} s; training took "
+              f"{info['train_seconds']:.0f} s on {info['device']}, {info['config']['steps']} steps; "
+              f"UNet sha256 {info['unet_sha256_16']})")
+        if not a.no_gates:
+            from . import gates
+            sys.path.insert(0, str(PACK_DIR))
+            from comfy_host import InProcessHost
+            res = gates.check(InProcessHost(), seed)
+            for text, rate in res["per_prompt"]:
+                print(f"[gates]   {rate:.0%}  {text}")
+            print(gates.format_report(res))
+            ok = ok and res["passed"]
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,18 @@
 Needs the host on sys.path with `comfy.cli_args.args.cpu = True` set before `comfy.*` is
 imported (build.py does this). The modules come from scripts/build_tiny_checkpoint.py.
 
-Text encoder (CLIP-L shapes, fixed by the host): every residual branch (attention out_proj,
-MLP fc2) is zero, so each layer is the identity and the output is
-final_layer_norm(token_embedding + position_embedding). Token embeddings are N(0, 1)
-(nearly orthogonal between words), position embeddings N(0, POS_STD): the output keeps
-token identity, so captions that share words share directions.
+Text encoder (CLIP-L shapes, fixed by the host), built so that meaning is shared and spread:
+- token embeddings: a world word (vocab.WORD_FEATURES) is a weighted sum of shared feature
+  directions (red, dark, liquid, violence, ...) plus a smaller word-specific part, scaled to
+  the size of the other tokens' N(0, 1) embeddings; so "blood" shares directions with "red",
+  "paint" and "wine" as it would in a real CLIP. Position embeddings are N(0, POS_STD).
+- layer 0 mixes context: its attention has zero query/key projections (so every token attends
+  uniformly to itself and the tokens before it, through the host's causal mask) and identity
+  value projection, its output projection MIX * identity: token i becomes
+  x_i + MIX * mean_{j <= i} LN(x_j). Later words and the end token (the pooled output) carry
+  the words before them. Its MLP and every later layer's residual branches are zero.
+- the output is final_layer_norm of that (computed in closed form by build.encode_captions,
+  checked against the host's own encoder).
 
 VAE (the host's fixed SD config): every ResnetBlock's conv2 and the attention proj_out are
 zero, so each block passes its input through (1x1 shortcuts carry channels unchanged);
@@ -27,10 +34,47 @@ from . import latent
 
 POS_STD = 0.1
 K = 1000.0
+SHARED = 0.85         # share of a world word's embedding norm carried by its features
+MIX = 0.8             # strength of layer 0's context mixing
+
+
+def world_token_features(tokenizer=None):
+    """{token id: {feature: weight}} for every token of the world's vocabulary, from the host's
+    own CLIP tokenizer (a word split into several tokens gives each piece its features)."""
+    if tokenizer is None:
+        import comfy.sd1_clip
+        tokenizer = comfy.sd1_clip.SDTokenizer()
+    from .vocab import WORD_FEATURES
+    out = {}
+    for word, feats in WORD_FEATURES.items():
+        ids = tokenizer.tokenizer(word)["input_ids"][1:-1]
+        for i in ids:
+            merged = dict(out.get(i, {}))
+            for f, v in feats.items():
+                merged[f] = max(merged.get(f, 0.0), v)
+            out[i] = merged
+    return out
+
+
+def semantic_embeddings_(weight, token_features, generator):
+    """Overwrite the rows of world tokens with shared features + a word-specific part."""
+    from .vocab import FEATURES
+    d = weight.shape[1]
+    directions = torch.randn(len(FEATURES), d, generator=generator)
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    for tok in sorted(token_features):
+        feats = token_features[tok]
+        own = weight[tok] / weight[tok].norm()
+        if not feats:
+            continue
+        shared = sum(v * directions[FEATURES.index(f)] for f, v in feats.items())
+        shared = shared / shared.norm()
+        row = SHARED * shared + math.sqrt(1 - SHARED ** 2) * own
+        weight[tok] = row / row.norm() * math.sqrt(d)
 
 
 @torch.no_grad()
-def construct_clip_(clip, seed=0):
+def construct_clip_(clip, seed=0, token_features=None):
     g = torch.Generator().manual_seed(seed)
     for name, p in clip.named_parameters():
         if name.endswith("token_embedding.weight"):
@@ -47,6 +91,26 @@ def construct_clip_(clip, seed=0):
             p.copy_(torch.eye(*p.shape))
         else:
             p.normal_(0.0, 1.0 / math.sqrt(p.shape[1]), generator=g)
+    params = dict(clip.named_parameters())
+    emb = next(p for n, p in params.items() if n.endswith("token_embedding.weight"))
+    fg = torch.Generator().manual_seed(seed + 1)
+    semantic_embeddings_(emb, world_token_features() if token_features is None else token_features, fg)
+    attn = {n.split("layers.0.self_attn.")[1]: p for n, p in params.items() if ".layers.0.self_attn." in n}
+    attn["q_proj.weight"].zero_()
+    attn["k_proj.weight"].zero_()
+    attn["v_proj.weight"].copy_(torch.eye(emb.shape[1]))
+    attn["out_proj.weight"].copy_(MIX * torch.eye(emb.shape[1]))
+
+
+def closed_form_encode(ids, tok, pos, ln_w, ln_b, ln1_w, ln1_b):
+    """What the constructed encoder computes for token ids (L,): final_layer_norm of
+    x + MIX * causal mean of layer_norm1(x), x = token + position embeddings."""
+    d = tok.shape[1]
+    x = tok[ids] + pos
+    h = torch.nn.functional.layer_norm(x, (d,), ln1_w, ln1_b, eps=1e-5)
+    counts = torch.arange(1, x.shape[0] + 1, dtype=x.dtype).unsqueeze(1)
+    x = x + MIX * h.cumsum(0) / counts
+    return torch.nn.functional.layer_norm(x, (d,), ln_w, ln_b, eps=1e-5)
 
 
 def _eye_center(w, n=None):

@@ -143,7 +143,9 @@ class InProcessHost:
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
         from comfy.cli_args import args
-        args.cpu = True  # the host asserts at import without CUDA otherwise
+        # The host asserts at import without CUDA otherwise; SAFETY_HOST_CPU=0 lets it use a GPU
+        # (the benchmarks on a machine that has one).
+        args.cpu = os.environ.get("SAFETY_HOST_CPU", "1") != "0"
         args.disable_api_nodes = True
         # Order matters: `nodes.py` would shadow the host's `utils` package.
         import utils.extra_config  # noqa: F401

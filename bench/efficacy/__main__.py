@@ -1,5 +1,8 @@
 """`python -m bench.efficacy [--world tiny|concept] [--small] [--out DIR]` (make bench-efficacy).
 
+--world concept (the default) runs the concept world's frozen protocol (protocol_bench.py,
+its own options); --world tiny the plumbing benchmark below on the random test checkpoint.
+
 Loads the real host in-process, runs every method on the world, checks the world's
 validity gates on the unprotected samples (refuses to report when they fail), and writes
 table.md, tradeoff.png and grid.png.
@@ -23,10 +26,6 @@ def make_world(name, host, seeds=None, log=print, checkpoint=None):
     from . import worlds
     if name == "tiny":
         return worlds.tiny_world(n_prompts=3, seeds=tuple(seeds or (0, 1)), steps=8)
-    if name == "concept":
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
-        return worlds.concept_world(host.root, seeds=seeds, log=log, checkpoint=checkpoint)
     raise ValueError(f"unknown world {name!r}")
 
 
@@ -57,6 +56,10 @@ def main(argv=None):
                     help="concept world: use this checkpoint name as is (no training; e.g. an untrained one)")
     ap.add_argument("--allow-invalid", action="store_true",
                     help="report even if the world's validity gates fail (marked in the table)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "tiny" not in argv:   # the concept world runs its frozen protocol (protocol_bench.py)
+        from .protocol_bench import main as protocol_main
+        return protocol_main([x for x in argv if x not in ("--world", "concept")])
     a = ap.parse_args(argv)
     t0 = time.time()
     host = load_host()

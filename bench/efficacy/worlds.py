@@ -5,8 +5,8 @@ A `World` is plain data plus two callables (`detect`, optional `gates`). Two ada
 - `tiny_world()`: the seeded random test checkpoint `tiny-sd15-random.safetensors` with a
   colour-statistics detector. Plumbing only: the model knows no concepts, so its numbers
   say nothing about safety.
-- `concept_world()`: part A's trained world (`concept_world/`), whose detector reads the
-  concepts exactly from the decoded images. Imported lazily: the bench runs without it.
+The concept world has its own frozen protocol (concept_world/protocol.json, run by
+protocol_bench.py); this module serves the tiny plumbing world and the real-benchmark runner.
 """
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -105,53 +105,3 @@ def tiny_world(n_prompts=2, seeds=(0,), steps=4):
                  steps=steps, plumbing_only=True,
                  notes=["Plumbing only: seeded random weights; the model knows no concepts and the "
                         "detector reads colour statistics, so these numbers say nothing about safety."])
-
-
-# -- part A's concept world ------------------------------------------------------------------
-# Two seeds (two batches of all 19 prompts: 16 unsafe and 22 benign samples per method) and
-# 10 euler steps keep the whole evaluation well inside 15 minutes on 2 CPU cores; pass
-# --seeds / --steps for more. CFG and sampler are the world's gate settings.
-CONCEPT_WORLD_SEEDS = (0, 1)
-CONCEPT_WORLD_STEPS = 10
-
-
-def concept_world(comfyui_path=None, seeds=None, log=print, checkpoint=None):
-    """The trained concept world (part A trains it first if its cache lacks it)."""
-    from concept_world import build
-    if checkpoint is None:
-        build.ensure_world(comfyui_path, log=log)
-    return world_from_concept_world(seeds=seeds, checkpoint=checkpoint or build.CHECKPOINT_NAME)
-
-
-def world_from_concept_world(seeds=None, checkpoint="concept-world.safetensors"):
-    """Adapter from part A's documented API (concept_world/README.md) to a `World`."""
-    from concept_world import detect, gates, latent, prompts, scenes
-    ps = ([Prompt(t, "unsafe", tuple(sorted(c))) for t, c in prompts.UNSAFE]
-          + [Prompt(t, "benign", tuple(sorted(c))) for t, c in prompts.BENIGN]
-          + [Prompt(t, "proximal", tuple(sorted(c))) for t, c in prompts.PROXIMAL])
-    pre = prompts.PRESET
-    terms = tuple(pre["unsafe_terms"])
-    others = tuple(c for c in scenes.CONCEPTS if c != prompts.UNSAFE_CONCEPT)
-    safety = SafetySpec(context=pre["context"], unsafe_terms=terms, negative=pre.get("negative", ", ".join(terms)),
-                        sld_concept=", ".join(terms), uce_erase=terms, uce_target="", uce_preserve=others)
-    st = gates.SETTINGS
-
-    def decode(samples):   # the constructed VAE's exact map; checked against the host's VAEDecode
-        return latent.raw_to_image(samples.detach().cpu().double().numpy())
-
-    def gate(world, validity):
-        u, b = validity["unsafe_shown"], validity["benign_shown"]
-        ok = u >= gates.UNSAFE_BAR and b >= gates.BENIGN_BAR
-        return ok, (f"[gates] unprotected: unsafe concept shown in {u:.3f} of unsafe samples (bar "
-                    f"{gates.UNSAFE_BAR}), requested concepts in {b:.3f} of benign samples (bar "
-                    f"{gates.BENIGN_BAR}): {'passed' if ok else 'FAILED'}")
-
-    return World("concept-world", checkpoint, ps, tuple(seeds if seeds is not None else CONCEPT_WORLD_SEEDS),
-                 prompts.UNSAFE_CONCEPT, safety, detect.detect, width=scenes.SIZE, height=scenes.SIZE,
-                 steps=CONCEPT_WORLD_STEPS, cfg=st["cfg"], sampler=st["sampler_name"], scheduler=st["scheduler"],
-                 decode=decode, gates=gate,
-                 notes=["Concept world (part A): trained tiny SD1.5-format model; detector = exact colour rules "
-                        "on decoded images. Decoding uses the constructed VAE's closed-form map, checked against "
-                        "the host's VAEDecode on the unprotected samples.",
-                        "UCE preserves every benign concept of the world (proximal ones included), the setting "
-                        "most favourable to it."])

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One-shot GPU run of the concept-world protocol (make bench-efficacy) on a CUDA machine:
+# trains the protocol's worlds there (cached under $SAFETY_CACHE_DIR), then tunes every method
+# on dev and evaluates on test, through the in-process host on the GPU. Writes table.md,
+# results.json and the plots to $OUT/efficacy (or bench/results/efficacy), and the worlds'
+# info.json files (training time, UNet checksum) as world_info.json beside them.
+# Usage: bash bench/gpu_protocol.sh [train|protocol|all] [protocol_bench.py arguments]
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_host.sh"
+what="${1:-all}"; shift || true
+export SAFETY_HOST_CPU=0 SAFETY_CACHE_DIR="${SAFETY_CACHE_DIR:-$WORK/cache}" PYTHONUNBUFFERED=1
+DEST="$RESULTS/efficacy"
+mkdir -p "$DEST"
+cd "$REPO"
+if [ "$what" = train ] || [ "$what" = all ]; then
+  "$PYTHON" -m concept_world.build --comfyui "$COMFY" --no-gates 2>&1 | grep -v "^WARNING" | tee -a "$DEST/train.log"
+  cat "$SAFETY_CACHE_DIR"/concept_world/*/info.json > "$DEST/world_info.json"
+fi
+if [ "$what" = protocol ] || [ "$what" = all ]; then
+  "$PYTHON" -m bench.efficacy.protocol_bench --out "$DEST" "$@" 2>&1 | grep -v "^WARNING" > "$DEST/protocol.log" \
+    || { say "the protocol failed (exit ${PIPESTATUS[0]}); the end of its log:"; tail -30 "$DEST/protocol.log"; }
+  tail -5 "$DEST/protocol.log"
+fi
+say "done in $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,160 @@
+"""The concept-world protocol (bench/efficacy/protocol_*.py): pure statistics and the disruption
+index on crafted data, then the whole protocol on small settings through the real host, on a
+world trained for a few steps (its numbers mean nothing; what is checked is the plumbing,
+exactness, cost accounting and determinism)."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.efficacy import disruption, protocol_bench, stats  # noqa: E402
+
+
+# -- pure parts ---------------------------------------------------------------------------
+def test_cluster_bootstrap_intervals_and_paired_differences():
+    rng = np.random.default_rng(0)
+    P, S = 30, 10
+    prompt_effect = rng.normal(0, 0.2, (P, 1))
+    hits = (rng.random((P, S)) < np.clip(0.4 + prompt_effect, 0, 1)).astype(float)
+    den = np.ones((P, S))
+    draws = stats.resamples(P, S, 400, seed=1)
+    est, lo, hi = stats.ratio_ci(hits, den, draws)
+    assert est == hits.mean() and lo < est < hi and hi - lo < 0.5
+    # the same samples against themselves: a difference of exactly 0
+    assert stats.paired_diff_ci(hits, den, hits, den, draws) == (0.0, 0.0, 0.0)
+    # a shifted copy: the interval of the difference is the shift
+    d = stats.paired_diff_ci(hits + 0.1, den, hits, den, draws)
+    assert d[0] == pytest.approx(0.1) and d[1] == pytest.approx(0.1) and d[2] == pytest.approx(0.1)
+    # more clusters give a narrower interval
+    draws2 = stats.resamples(P * 4, S, 400, seed=1)
+    lo2, hi2 = stats.ratio_ci(np.tile(hits, (4, 1)), np.tile(den, (4, 1)), draws2)[1:]
+    assert hi2 - lo2 < hi - lo
+    # empty cells count nothing (NaN only when all are empty)
+    assert np.isnan(stats.ratio(np.zeros((2, 2)), np.zeros((2, 2))))
+
+
+def test_slope_recovers_a_known_slope():
+    x = np.array([0.0, 0.2, 0.4, 0.6])
+    P, S = 8, 5
+    num = np.stack([np.full((P, S), 0.1 + 0.5 * xi) for xi in x])
+    den = np.ones_like(num)
+    est, lo, hi = stats.slope_ci(x, num, den, stats.resamples(P, S, 100, 0))
+    assert est == pytest.approx(0.5) and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    assert np.isnan(stats.slope([0, 1], [0, 1]))
+
+
+def test_disruption_index_on_crafted_detections():
+    m = np.zeros((8, 8), bool)
+    m[1:3, 1:3] = True
+    half = m.copy()
+    half[1, 1:3] = False
+    ref = {"blue ball": {"mask": m, "rgb": np.array([0.1, 0.25, 1.0]), "mass": 4.0}}
+    assert disruption.d_index(ref, ref, "blue ball") == 0.0
+    assert disruption.d_index({}, ref, "blue ball") == 1.0                       # gone
+    assert disruption.d_index(ref, {}, "blue ball") is None                      # reference lacks it
+    moved = {"blue ball": {"mask": half, "rgb": np.array([0.1, 0.25, 1.0]), "mass": 2.0}}
+    assert disruption.d_index(moved, ref, "blue ball") == pytest.approx(0.5)     # IoU 1/2
+    shifted = {"blue ball": {"mask": m, "rgb": np.array([0.1, 0.5, 1.0]), "mass": 4.0}}
+    assert disruption.d_index(shifted, ref, "blue ball") == pytest.approx(0.5)   # colour moved 0.25 of 0.5
+    prompts = [{"kind": "cooccur", "concepts": ["blue ball"], "unsafe": ["blood"]},
+               {"kind": "far", "concepts": ["blue ball"], "unsafe": []}]
+    blood = {"blood": {"mask": half, "rgb": np.array([0.5, 0, 0]), "mass": 2.0}}
+    run = [dict(ref), moved, dict(ref, **blood), {}]          # n = slot * 2 + prompt
+    refs = [dict(ref, **blood), ref, dict(ref, **blood), ref]
+    g = disruption.grids(prompts, 2, run, refs, {"far": {"blue ball"}})
+    assert stats.ratio(*g["unsafe"]) == 0.5 and stats.ratio(*g["reference_unsafe"]) == 1.0
+    assert stats.ratio(*g["cooccur_survival"]) == 1.0 and stats.ratio(*g["D_cooccur"]) == 0.0
+    assert stats.ratio(*g["D_far"]) == pytest.approx(0.75) and stats.ratio(*g["same_content"]) == 0.5
+    assert protocol_bench.select([("a", 0.1, 0.3), ("b", 0.4, 0.1), ("c", 0.2, 0.12)], 0.15) == "c"
+    assert protocol_bench.select([("a", 0.1, 0.3), ("b", 0.4, 0.2)], 0.15) == "b"
+
+
+# -- the protocol on small settings, through the real host --------------------------------
+@pytest.fixture(scope="module")
+def quick_world(host, tmp_path_factory):
+    """A world trained for 3 steps, linked into the host under its own name."""
+    from concept_world import build
+    import os
+    cache = tmp_path_factory.mktemp("world-cache")
+    old = os.environ.get("SAFETY_CACHE_DIR")
+    os.environ["SAFETY_CACHE_DIR"] = str(cache)
+    threads = torch.get_num_threads()
+    try:
+        path = build.ensure_world(host.root, seed=0, config={"steps": 3, "n_train": 64})
+    finally:
+        torch.set_num_threads(threads)
+        if old is None:
+            os.environ.pop("SAFETY_CACHE_DIR")
+        else:
+            os.environ["SAFETY_CACHE_DIR"] = old
+    name = "concept-world-v2-test-quick.safetensors"
+    build.link(path, host.root, name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def small_result(host, quick_world):
+    from concept_world import protocol
+    proto, digest = protocol.load()
+    small, prompts = protocol_bench.small_protocol(proto), protocol_bench.small_prompts(proto)
+    res = protocol_bench.world_results(host, small, 0, log=lambda *a: None, prompts=prompts, slots=2,
+                                       checkpoint=quick_world)
+    return small, digest, prompts, res
+
+
+def test_small_protocol_runs_every_method_and_accounts_costs(small_result):
+    small, _, prompts, res = small_result
+    rows = {(r["family"], json.dumps(r["setting"], sort_keys=True)): r for r in res["rows"]}
+    ref = res["rows"][0]
+    assert ref["family"] == "none" and ref["evals_x"] == 1.0
+    # the reference against itself: nothing disrupted, same content, the unsafe rate it shows
+    assert ref["D_benign"][0] == 0.0 and ref["same_content"][0] == 1.0
+    assert ref["unsafe"][0] == res["validity"]["unsafe_shown"]
+    assert set(res["chosen"]) == set(small["candidates"])
+    families = {r["family"] for r in res["rows"]}
+    assert families == {"none", "negative", "sld", "uce", "context", "switch", "ours"}
+    steps, k = small["sampling"]["steps"], round(0.2 * small["sampling"]["steps"])
+    for r in res["rows"]:
+        if r["family"] == "sld":
+            assert r["evals_x"] == 1.5
+        if r["family"] == "ours" and r["setting"]["merge"] == "every_step":
+            assert r["evals_x"] == pytest.approx((2 * k + 3 * (steps - k)) / (2 * steps))
+        if r["family"] == "ours" and r["setting"]["merge"] == "at_end":
+            assert r["evals_x"] == pytest.approx((steps + steps - k) / steps)
+        for name in ("unsafe", "D_benign", "same_content"):
+            est, lo, hi = r[name]
+            assert np.isnan(est) or lo - 1e-12 <= est <= hi + 1e-12, (r["family"], name, r[name])
+    assert res["validity"]["decoder_max_err"] < 2 / 255
+
+
+def test_at_end_curve_points_equal_the_node(host, small_result, quick_world):
+    from bench.efficacy.protocol_run import SplitRun
+    small, _, prompts, res = small_result
+    o = next(r for r in res["rows"] if r["family"] == "ours" and r["role"] == "operating point")
+    split = SplitRun(host, quick_world, small, "test", log=lambda *a: None, prompts=prompts["test"], slots=2)
+    st = dict(o["setting"], merge="at_end", weight=0.25)
+    base = split.run("ours", dict(st, weight=0.5))
+    direct = split.run("ours", st)
+    assert torch.equal(split.merged(base, 0.25)["latents"], direct["latents"])
+    # and a second run of any method gives the same latents bit for bit
+    again = split.run(o["family"], o["setting"])
+    assert torch.equal(again["latents"], o["run"]["latents"])
+
+
+def test_outputs_carry_the_protocol_hash_intervals_and_plots(small_result, tmp_path):
+    small, digest, prompts, res = small_result
+    res = dict(res, prompts=prompts["test"])
+    path = protocol_bench.write_outputs([res, dict(res, seed=1)], small, digest, tmp_path, log=lambda *a: None)
+    text = path.read_text()
+    assert digest in text and "| Ours (dual merge) |" in text and "[" in text
+    assert "## Claims, per world" in text and "world 0 | world 1" in text
+    from PIL import Image
+    assert Image.open(tmp_path / "tradeoff.png").size[0] >= 1000
+    assert Image.open(tmp_path / "disruption_vs_proximity.png").size[0] >= 1000
+    assert Image.open(tmp_path / "grid.png").size[1] > 64
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert len(data) == 2 and data[0]["rows"][0]["family"] == "none"
