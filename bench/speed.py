@@ -19,7 +19,11 @@ Reported per configuration:
 Targets (ratios to KSampler in the same run) are printed with PASS/MISS beside them; the
 sizes where one run is slow get fewer pairs (--row-budget), so the whole grid stays bounded.
 
-Usage: python bench/speed.py [--quick] [--device cpu|cuda] [--out FILE] [--profile]
+With --configs refresh (or all) every_step at tau 0 also runs at refresh 2, 3, 4 (the safety branch
+measured every r-th step, its correction reused in between); the report's last line summarises
+refresh 1-4 against their count floors and how far exact every_step sits above its floor at batch 4.
+
+Usage: python bench/speed.py [--quick] [--device cpu|cuda] [--configs all|merge|refresh] [--out FILE] [--profile]
 """
 import argparse
 import cProfile
@@ -46,13 +50,19 @@ NEGATIVE = "blurry, low quality"
 # -- the host ----------------------------------------------------------------------------------
 
 def load_host(device):
-    """InProcessHost forces the host's --cpu; for CUDA the host's device state is decided first."""
+    """InProcessHost forces the host's --cpu; for CUDA the host's device state is decided first.
+    Nothing is served here, so where comfyui-frontend-package is missing (a bare GPU machine) the
+    host gets an empty web root instead of exiting."""
+    import importlib.util
+    import tempfile
     from comfy_host import InProcessHost, comfyui_path
+    root = str(comfyui_path())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from comfy.cli_args import args
+    if args.front_end_root is None and importlib.util.find_spec("comfyui_frontend_package") is None:
+        args.front_end_root = tempfile.mkdtemp(prefix="no-frontend-")
     if device == "cuda":
-        root = str(comfyui_path())
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        from comfy.cli_args import args
         args.cpu = False
         import comfy.model_management  # noqa: F401  (reads args.cpu once, at import)
     return InProcessHost()
@@ -212,14 +222,33 @@ class Bench:
 
 # -- configurations and targets ---------------------------------------------------------------
 
-def dual_configs():
+CONFIG_SETS = ("all", "merge", "refresh")
+REFRESHES = (2, 3, 4)
+
+
+def refresh_label(r):
+    return f"every_step tau=0 w=0.5 refresh={r}"
+
+
+def dual_configs(which="all", refreshes=REFRESHES):
     """(label, node inputs). safety_weight 0 takes the host's KSampler path before the merge
-    mode or threshold are read (nodes/dual_sampler.py), so it is one configuration, not four."""
-    out = [("w=0 (any merge/tau)", dict(safety_weight=0.0, context_threshold=0.4, merge="every_step"))]
-    for merge in ("every_step", "at_end"):
-        for tau in (0.0, 0.4):
-            out.append((f"{merge} tau={tau:g} w=0.5",
-                        dict(safety_weight=0.5, context_threshold=tau, merge=merge)))
+    mode or threshold are read (nodes/dual_sampler.py), so it is one configuration, not four.
+    "merge": w 0 and both merge modes at tau 0 and 0.4; "refresh": every_step tau 0 at refresh 1
+    (the exact method) and `refreshes`; "all": both."""
+    if which not in CONFIG_SETS:
+        raise ValueError(f"configs must be one of {', '.join(CONFIG_SETS)}, got {which!r}")
+    exact = ("every_step tau=0 w=0.5", dict(safety_weight=0.5, context_threshold=0.0, merge="every_step"))
+    out = []
+    if which in ("all", "merge"):
+        out.append(("w=0 (any merge/tau)", dict(safety_weight=0.0, context_threshold=0.4, merge="every_step")))
+        for merge in ("every_step", "at_end"):
+            for tau in (0.0, 0.4):
+                out.append((f"{merge} tau={tau:g} w=0.5",
+                            dict(safety_weight=0.5, context_threshold=tau, merge=merge)))
+    else:
+        out.append(exact)
+    if which in ("all", "refresh"):
+        out += [(refresh_label(r), dict(exact[1], refresh=r)) for r in refreshes]
     return out
 
 
@@ -232,11 +261,13 @@ def target(extra, cfg, steps):
     if merge == "at_end":
         b = (2 * n - k) / n + 0.05
         return (0.0, b), f"<={b:.2f}x"
-    # every_step: one extra cond per step after k. KSampler evaluates 2 conds per step at
-    # cfg != 1 and 1 at cfg 1 (the host skips the negative), so the count ratio is
-    # (3/2 at tau 0 as the issue states) or 2/1 at cfg 1.
+    # every_step: one extra cond per refreshed step after k (every step at refresh 1; steps
+    # k, k + r, ... at refresh r). KSampler evaluates 2 conds per step at cfg != 1 and 1 at
+    # cfg 1 (the host skips the negative): 3/2 at tau 0 as the issue states, 2/1 at cfg 1;
+    # refresh 2 at tau 0: 1.25x and 1.5x.
     base = 1 if math.isclose(cfg, 1.0) else 2
-    b = (k * base + (n - k) * (base + 1)) / (n * base)
+    r = extra.get("refresh", 1)
+    b = (n * base + -(-(n - k) // r)) / (n * base)
     return (0.0, b), f"<={b:.2f}x"
 
 
@@ -343,7 +374,7 @@ def summary(rows, steps):
 
     def kind(merge, tau, cfg1):
         return lambda r: (r["extra"]["safety_weight"] > 0 and r["extra"]["merge"] == merge
-                          and r["extra"]["context_threshold"] == tau and math.isclose(r["cfg"], 1.0) == cfg1)
+                          and r["extra"].get("refresh", 1) == 1 and r["extra"]["context_threshold"] == tau and math.isclose(r["cfg"], 1.0) == cfg1)
 
     parts = []
     for merge, tau, cfg1 in (("every_step", 0.0, False), ("every_step", 0.4, False), ("every_step", 0.0, True),
@@ -361,6 +392,35 @@ def summary(rows, steps):
             f"memory working {count('work_verdict')}/{len(rows)}, memory total {count('mem_verdict')}/{len(rows)}")
 
 
+def refresh_summary(rows, steps):
+    """The last line: every_step tau 0 by refresh, per cfg kind, against its count floor, and how far
+    the exact method (refresh 1) sits above its floor at batch 4."""
+    def picks(r_, cfg1, batch=None):
+        return [r for r in rows if r["extra"]["safety_weight"] > 0 and r["extra"]["merge"] == "every_step"
+                and r["extra"]["context_threshold"] == 0.0 and r["extra"].get("refresh", 1) == r_
+                and math.isclose(r["cfg"], 1.0) == cfg1 and (batch is None or r["batch"] == batch)]
+    parts = []
+    for cfg1 in (False, True):
+        cells = []
+        for r_ in (1,) + REFRESHES:
+            hit = picks(r_, cfg1)
+            if hit:
+                floor = target(hit[0]["extra"], 1.0 if cfg1 else 7.0, steps)[0][1]
+                vals = [h["ratio"] for h in hit]
+                cells.append(f"r{r_} {min(vals):.2f}-{max(vals):.2f}x (floor {floor:.2f}x)")
+        if cells:
+            parts.append(f"cfg {'1' if cfg1 else '>1'}: " + ", ".join(cells))
+    over = []
+    for cfg1 in (False, True):
+        for h in picks(1, cfg1, batch=4):
+            floor = target(h["extra"], h["cfg"], steps)[0][1]
+            over.append(f"{h['size']}px cfg{h['cfg']:g} {100 * (h['ratio'] / floor - 1):+.1f}% "
+                        f"(cpu {100 * (h['cpu_ratio'] / floor - 1):+.1f}%)")
+    if over:
+        parts.append("exact (refresh 1) batch 4 vs its floor: " + ", ".join(over))
+    return "REFRESH SUMMARY wall ratio to KSampler, every_step tau 0 w 0.5: " + "; ".join(parts)
+
+
 def header(args, bench, elapsed, load):
     torch = bench.torch
     dev = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({os.cpu_count()} cores)"
@@ -372,7 +432,8 @@ def header(args, bench, elapsed, load):
             f"extra untimed pair of {args.mem_steps} steps: working = {bench.memory.what}; total = "
             f"{'process peak RSS (VmHWM, reset per run)' if args.device == 'cpu' else 'max_memory_allocated'}. "
             f"Targets: w=0 1.00x+-3%; every_step (k*c + (N-k)*(c+1)) / (N*c) with c = conds KSampler "
-            f"evaluates (2, or 1 at cfg 1): 1.50x at tau 0; at_end (2N-k)/N + 5%; memory <= 1.10x. "
+            f"evaluates (2, or 1 at cfg 1): 1.50x at tau 0; with refresh r only every r-th step after k pays "
+            f"the extra cond (refresh 2 at tau 0: 1.25x, cfg 1 1.50x); at_end (2N-k)/N + 5%; memory <= 1.10x. "
             f"Load average during the run {load}; run took {elapsed / 60:.1f} min.")
 
 
@@ -384,9 +445,10 @@ PROFILE_KEYS = ("apply_model", "calc_cond_batch", "sampling_function", "cfg_func
                 "common_ksampler", "clone")
 
 
-def profile(bench, size, batch, cfg, out=sys.stdout):
+def profile(bench, size, batch, cfg, which="all", out=sys.stdout):
     """cProfile one KSampler run and one run of each merge mode (w 0.5, tau 0 and 0.4)."""
-    cases = [("KSampler", {})] + [(lab, ex) for lab, ex in dual_configs() if ex["safety_weight"] > 0]
+    cases = [("KSampler", {})] + [(lab, ex) for lab, ex in dual_configs(which)
+                                  if ex["safety_weight"] > 0 and ex.get("refresh", 1) in (1, 2)]
     for label, extra in cases:
         node = "KSampler" if not extra else "DualLatentKSampler"
         bench.run(node, size, batch, cfg, **extra)  # warm
@@ -425,6 +487,10 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--cfgs", type=float, nargs="+", default=[1.0, 7.0])
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--configs", choices=CONFIG_SETS, default="all",
+                    help="merge: w 0 and both merge modes; refresh: every_step tau 0 at refresh 1 (exact) and "
+                         "--refreshes; all (default): both")
+    ap.add_argument("--refreshes", type=int, nargs="+", default=list(REFRESHES), help="refresh values > 1")
     ap.add_argument("--repeats", type=int, default=None, help="most interleaved pairs per row (default 3, quick 1)")
     ap.add_argument("--row-budget", type=float, default=15.0,
                     help="seconds of timed pairs per row; fewer pairs for slow sizes (at least 1)")
@@ -455,10 +521,10 @@ def main(argv=None):
     bench = Bench(host, args.device, args.ckpt, args.steps)
 
     if args.profile:
-        profile(bench, args.sizes[0], args.batches[0], args.cfgs[-1])
+        profile(bench, args.sizes[0], args.batches[0], args.cfgs[-1], args.configs)
         return 0
 
-    rows, configs = [], dual_configs()
+    rows, configs = [], dual_configs(args.configs, tuple(args.refreshes))
     load = [os.getloadavg()[0]]
     for size, batch, cfg in grid(args):
         ks_step = warm_up(bench, size, batch, cfg, configs)
@@ -477,6 +543,7 @@ def main(argv=None):
         "## Wall ratio by batch size and resolution",
         scaling_table(rows),
         summary(rows, args.steps),
+        refresh_summary(rows, args.steps),
     ]) + "\n"
     print("\n" + report)
     if args.out:

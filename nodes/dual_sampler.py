@@ -19,6 +19,7 @@ import nodes
 
 from .guider import DualLatentGuider
 from .latent_math import check_finite, check_unit_interval, choice_error, context_steps, weighted_merge
+from .refresh import check_refresh
 
 MERGE_MODES = ("every_step", "at_end")
 
@@ -64,18 +65,21 @@ def run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask, callbac
     return check_finite("sampler output", samples)
 
 
-def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold):
+def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold, refresh=1):
     guider = DualLatentGuider(model)
     guider.set_conds(positive, negative, safe_positive)
-    guider.set_safety(cfg, safety_weight, context_threshold)
+    guider.set_safety(cfg, safety_weight, context_threshold, refresh)
     return guider
 
 
 def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
-                latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step"):
+                latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step", refresh=1):
     """Returns (latent, user_latent, safe_latent) as LATENT dicts."""
     w = check_unit_interval("safety_weight", safety_weight)
     tau = check_unit_interval("context_threshold", context_threshold)
+    if check_refresh(refresh) > 1 and merge == "at_end":
+        raise ValueError(f"refresh {refresh} applies to merge every_step only (at_end runs two full "
+                         "streams with nothing to reuse): set refresh to 1 or merge to every_step")
     for err in (choice_error("merge", merge, MERGE_MODES),
                 choice_error("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
                 choice_error("scheduler", scheduler, comfy.samplers.SCHEDULER_NAMES)):
@@ -104,7 +108,7 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     n = int(sigmas.shape[-1]) - 1
 
     if merge == "every_step":
-        guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau)
+        guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau, refresh)
         samples = run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask,
                              progress_callback(model, n), seed)
         branches = guider.branch_estimates()

@@ -8,7 +8,8 @@ one batched `calc_cond_batch` call, and the denoised estimate is
     D = D(c_n) + g * ((1 - w) * D(c_u) + w * D(c_s) - D(c_n)),
 which equals the per-step weighted sum of the two streams for samplers linear in D.
 Before the threshold, at w = 0, or at w = 1 the guider is the host's own CFG path with
-one positive, so no branch with weight 0 is ever evaluated.
+one positive, so no branch with weight 0 is ever evaluated. With refresh r > 1 the safety
+branch is measured at every r-th evaluation after the threshold only (nodes/refresh.py).
 """
 import math
 
@@ -16,6 +17,7 @@ import comfy.samplers
 import node_helpers
 
 from .latent_math import at_or_below, check_unit_interval, switch_sigma, weighted_merge
+from .refresh import CorrectionCache, check_refresh
 
 
 def has_cfg_hooks(model_options):
@@ -31,6 +33,7 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
     replay = None   # list: pre-threshold outputs are served from here (at_end safe stream),
                     # so the steps both streams share cost no second model call
     last_branches = None  # (user, uncond, safe) denoised of the latest dual step, for previews
+    refresh = 1           # measure the safety branch every `refresh`-th evaluation after the threshold
 
     def set_conds(self, positive, negative, safe_positive=None):
         conds = {"positive": positive, "negative": negative}
@@ -39,12 +42,17 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
             conds["safe_positive"] = node_helpers.conditioning_set_values(safe_positive, {"prompt_type": "positive"})
         self.inner_set_conds(conds)
 
-    def set_safety(self, cfg, safety_weight, context_threshold):
+    def set_safety(self, cfg, safety_weight, context_threshold, refresh=1):
         self.cfg = cfg
+        self.refresh = check_refresh(refresh)
         self.safety_weight = check_unit_interval("safety_weight", safety_weight)
         self.context_threshold = check_unit_interval("context_threshold", context_threshold)
         if self.safety_weight > 0 and "safe_positive" not in self.original_conds:
             raise ValueError("safe_positive is required when safety_weight > 0")
+
+    def sample(self, *args, **kwargs):
+        self.corrections = CorrectionCache(self.refresh)  # per run: the count starts at the threshold
+        return super().sample(*args, **kwargs)
 
     def before_threshold(self, timestep, model_options):
         """True while the user prompt alone guides (noise levels above the threshold's)."""
@@ -79,8 +87,14 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
         uncond = negative
         if math.isclose(self.cfg, 1.0) and not model_options.get("disable_cfg1_optimization", False):
             uncond = None
-        user_pred, uncond_pred, safe_pred = comfy.samplers.calc_cond_batch(
-            self.inner_model, [positive, uncond, safe], x, timestep, model_options)
+        if self.corrections.next_is_refresh():
+            user_pred, uncond_pred, safe_pred = comfy.samplers.calc_cond_batch(
+                self.inner_model, [positive, uncond, safe], x, timestep, model_options)
+            self.corrections.store(user_pred, safe_pred)
+        else:  # the host's own 2-cond call (1 at cfg 1); the safety branch from the last correction
+            user_pred, uncond_pred = comfy.samplers.calc_cond_batch(
+                self.inner_model, [positive, uncond], x, timestep, model_options)
+            safe_pred = self.corrections.safe_estimate(user_pred)
         self.last_branches = (user_pred, uncond_pred, safe_pred)
         cond_pred = weighted_merge(user_pred, safe_pred, w, names=("user branch", "safe branch"))
         # sampling_function() is skipped, so re-apply its pre-cfg hooks on the merged branch;

@@ -18,6 +18,14 @@ def threshold_input():
                                   "layout; higher keeps more of the original image.")
 
 
+def refresh_input():
+    return io.Int.Input("refresh", default=1, min=1, max=100, optional=True,
+                        tooltip="1: the exact method. r > 1: after the threshold the safety context is evaluated "
+                                "only every r-th model evaluation and its last correction is reused in between "
+                                "(about 1 + 1/(2r) x a KSampler at cfg > 1, 1 + 1/r x at cfg 1): faster, "
+                                "approximate.")
+
+
 class DualLatentKSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -48,6 +56,7 @@ class DualLatentKSampler(io.ComfyNode):
                                tooltip="every_step: the streams are merged at every step after the threshold "
                                        "(one batched model call, about 1.5x a KSampler); at_end: two full streams, "
                                        "merged once at the end (N + (N - k) steps)."),
+                refresh_input(),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent", tooltip="The result: (1 - w) * user + w * safe, per the merge mode."),
@@ -71,10 +80,10 @@ class DualLatentKSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
-                latent_image, denoise, safety_weight, context_threshold, merge) -> io.NodeOutput:
+                latent_image, denoise, safety_weight, context_threshold, merge, refresh=1) -> io.NodeOutput:
         return io.NodeOutput(*sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                           safe_positive, latent_image, denoise, safety_weight, context_threshold,
-                                          merge))
+                                          merge, refresh))
 
 
 class SafetyDualGuider(io.ComfyNode):
@@ -95,14 +104,15 @@ class SafetyDualGuider(io.ComfyNode):
                                tooltip="Classifier-free guidance scale."),
                 weight_input(),
                 threshold_input(),
+                refresh_input(),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, safe_positive, cfg, safety_weight,
-                context_threshold) -> io.NodeOutput:
+                context_threshold, refresh=1) -> io.NodeOutput:
         check_conditioning("positive", positive)
         check_conditioning("safe_positive", safe_positive)
         return io.NodeOutput(make_guider(model, positive, negative, safe_positive, cfg, safety_weight,
-                                         context_threshold))
+                                         context_threshold, refresh))
