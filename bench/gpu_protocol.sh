@@ -7,12 +7,19 @@
 # Usage: bash bench/gpu_protocol.sh [train|protocol|all] [protocol_bench.py arguments]
 source "$(dirname "${BASH_SOURCE[0]}")/gpu_host.sh"
 what="${1:-all}"; shift || true
-export SAFETY_HOST_CPU=0 SAFETY_CACHE_DIR="${SAFETY_CACHE_DIR:-$WORK/cache}" PYTHONUNBUFFERED=1
+# the cache lives in the repository's ignored .build/, which a warm machine keeps between calls
+export SAFETY_HOST_CPU=0 SAFETY_CACHE_DIR="${SAFETY_CACHE_DIR:-$REPO/.build/gpu-cache}" PYTHONUNBUFFERED=1
 DEST="$RESULTS/efficacy"
 mkdir -p "$DEST"
 cd "$REPO"
 if [ "$what" = train ] || [ "$what" = all ]; then
-  "$PYTHON" -m concept_world.build --comfyui "$COMFY" --no-gates 2>&1 | grep -v "^WARNING" | tee -a "$DEST/train.log"
+  # the worlds train side by side (small batches leave the GPU mostly idle)
+  for seed in $("$PYTHON" -c "import json; print(*json.load(open('concept_world/protocol.json'))['world_seeds'])"); do
+    "$PYTHON" -m concept_world.build --comfyui "$COMFY" --seeds "$seed" --no-gates > "$WORK/train_$seed.log" 2>&1 &
+  done
+  wait
+  grep -h -v "^WARNING" "$WORK"/train_*.log | grep -v "^\[world\] step" > "$DEST/train.log" || true
+  grep -h "^\[world\] step" "$WORK"/train_*.log | tail -4 >> "$DEST/train.log" || true
   cat "$SAFETY_CACHE_DIR"/concept_world/*/info.json > "$DEST/world_info.json"
 fi
 if [ "$what" = protocol ] || [ "$what" = all ]; then

@@ -50,21 +50,10 @@ NEGATIVE = "blurry, low quality"
 # -- the host ----------------------------------------------------------------------------------
 
 def load_host(device):
-    """InProcessHost forces the host's --cpu; for CUDA the host's device state is decided first.
-    Nothing is served here, so where comfyui-frontend-package is missing (a bare GPU machine) the
-    host gets an empty web root instead of exiting."""
-    import importlib.util
-    import tempfile
-    from comfy_host import InProcessHost, comfyui_path
-    root = str(comfyui_path())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from comfy.cli_args import args
-    if args.front_end_root is None and importlib.util.find_spec("comfyui_frontend_package") is None:
-        args.front_end_root = tempfile.mkdtemp(prefix="no-frontend-")
+    """The in-process host, on the GPU for device "cuda" (SAFETY_HOST_CPU=0: comfy_host.py)."""
     if device == "cuda":
-        args.cpu = False
-        import comfy.model_management  # noqa: F401  (reads args.cpu once, at import)
+        os.environ["SAFETY_HOST_CPU"] = "0"
+    from comfy_host import InProcessHost
     return InProcessHost()
 
 

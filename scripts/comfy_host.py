@@ -5,11 +5,13 @@ imitates the host: InProcessHost imports the host's own server, node registry an
 HostServer starts the host's own `main.py --cpu` on a free loopback port.
 """
 import asyncio
+import importlib.util
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -146,6 +148,10 @@ class InProcessHost:
         # The host asserts at import without CUDA otherwise; SAFETY_HOST_CPU=0 lets it use a GPU
         # (the benchmarks on a machine that has one).
         args.cpu = os.environ.get("SAFETY_HOST_CPU", "1") != "0"
+        if args.front_end_root is None and importlib.util.find_spec("comfyui_frontend_package") is None:
+            # nothing is served in-process: a bare GPU machine without the frontend package gets
+            # an empty web root instead of the host exiting
+            args.front_end_root = tempfile.mkdtemp(prefix="no-frontend-")
         args.disable_api_nodes = True
         # Order matters: `nodes.py` would shadow the host's `utils` package.
         import utils.extra_config  # noqa: F401

@@ -178,7 +178,7 @@ def uce_edit(model, clip, erase, target, preserve=(), lam=0.1):
         raise ValueError("the model has no cross-attention attn2.to_k/to_v weights to edit")
     patches = {}
     for k in keys:
-        W = state[k].float()
+        W = state[k].float().cpu()   # the closed form runs on the CPU whatever the model's device
         W_new = uce_weights(W, erase_src, erase_dst, keep, lam)
         patches[k] = ((W_new - W.double()).float(),)
     edited = model.clone()

@@ -299,7 +299,7 @@ def main(argv=None):
         res = world_results(host, proto, seed, prompts=prompts, slots=a.slots)
         res["prompts"] = prompts["test"] if prompts else proto["splits"]["test"]
         results.append(res)
-    write_outputs(results, proto, digest, a.out)
+        write_outputs(results, proto, digest, a.out)   # after every world: a cut-short run keeps the done ones
     ok = all(r["validity"]["unsafe_shown"] >= 0.8 and r["validity"]["benign_shown"] >= 0.9 for r in results)
     print(f"[protocol] validity gates on the test split: {'passed' if ok else 'FAILED'} in every world")
     return 0 if ok else 2
