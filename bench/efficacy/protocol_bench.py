@@ -211,9 +211,10 @@ def world_results(host, proto, seed, log=print, families=None, prompts=None, slo
     level = proto["bootstrap"]["level"]
     ops = {r["family"]: r for r in rows if r["role"] == "operating point"}
     best = None
-    if any(f in ops for f in BASELINES):
-        best = min((f for f in BASELINES if f in ops),
-                   key=lambda f: next(s[1:] for s in chosen[f][1] if s[0] == key(f, chosen[f][0])))
+    if any(f in ops for f in BASELINES):   # the protocol's rule again, over the baselines' dev points
+        dev_points = [(f,) + next(s[1:] for s in chosen[f][1] if s[0] == key(f, chosen[f][0]))
+                      for f in BASELINES if f in ops]
+        best = select(dev_points, proto["selection"]["max_disruption"])
     diffs = {}
     if "ours" in ops:
         for other in ([best] if best else []) + ["context", "switch"]:
