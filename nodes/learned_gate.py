@@ -98,14 +98,20 @@ class LearnedDetector:
 
 
 def save_detector(path, weight, bias, cut, heads=HEADS, char_ngrams=(3, 5), info=None):
-    """Write weights as safetensors (float16 weight) and return the tensors as stored."""
-    from safetensors.torch import save_file
+    """Write weights as safetensors (float16 weight), byte for byte the same for the same inputs
+    (the header's keys sorted: the library writes its metadata in hash order); returns the tensors."""
+    import struct
+    from safetensors.torch import save
     tensors = {"weight": weight.detach().to("cpu").half().contiguous(), "bias": bias.detach().float().contiguous(),
                "cut": cut.detach().float().contiguous()}
     meta = {"format": FORMAT, "feature_version": str(FEATURE_VERSION), "heads": json.dumps(list(heads)),
             "char_ngrams": json.dumps(list(char_ngrams)), "info": json.dumps(info or {}, sort_keys=True)}
+    blob = save(tensors, metadata=meta)
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    header += b" " * (-len(header) % 8)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    Path(path).write_bytes(struct.pack("<Q", len(header)) + header + blob[8 + n:])
     return tensors
 
 

@@ -54,12 +54,18 @@ def test_feature_hashing_is_stable_across_processes():
     assert x[0].nonzero().flatten().tolist() == here
 
 
-def test_training_is_deterministic():
+def test_training_is_deterministic(tmp_path):
     prompts = sample_prompts()
     runs = [T.train(prompts, style_augment=True, buckets=1 << 12, epochs=20) for _ in range(2)]
     (w1, b1), (w2, b2) = runs
     assert torch.equal(w1, w2) and torch.equal(b1, b2)
     assert w1.abs().sum() > 0   # it did learn something
+    # and the file written is the same, byte for byte
+    files = [tmp_path / f"{i}.safetensors" for i in range(2)]
+    for f, (w, b) in zip(files, runs):
+        LG.save_detector(f, w, b, torch.zeros(len(LG.HEADS)), info={"data_sha256": "x"})
+    assert files[0].read_bytes() == files[1].read_bytes()
+    assert torch.equal(LG.load_detector(files[0]).weight, w1.half().float())
 
 
 def test_shipped_weights_reproduce_the_reported_sample_numbers():
