@@ -166,7 +166,7 @@ def main(argv=None):
     metrics = {s: evaluate(det.scores([p.text for p in split[s]]), split[s], LG.HEADS, a.cut, cuts)
                for s in ("val", "test")}
     sample = fixed_sample(split["test"], a.cut)
-    write_sample(sample)
+    write_sample(sample, Path(a.out).with_name(SAMPLE.name))
     sample_scores = det.scores([p.text for p in sample])
     info = {"data_sha256": D.data_hash(a.data), "label_cut": a.cut, "buckets": BUCKETS, "epochs": EPOCHS,
             "lr": LR, "benign_weight": BENIGN_WEIGHT, "operating_point": f"{BENIGN_FA:g} benign-I2P FA (val)",

@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.build/venv/bin/python
 WHEELS=.build/bench-wheels
-DATA=.build/bench-data
-mkdir -p "$WHEELS" "$DATA"
+mkdir -p "$WHEELS"
 bash bench/fetch_prompts.sh
 [ -f "$WHEELS"/nudenet-3.4.2-py3-none-any.whl ] || "$PY" -m pip download -q --no-deps nudenet==3.4.2 -d "$WHEELS"
 if ! "$PY" -c "import nudenet, onnxruntime, cv2" 2>/dev/null; then
