@@ -206,7 +206,8 @@ def write_sample(sample, path=SAMPLE):
 
 
 def save_detector_with_report(out, det, info, metrics, sample_metrics, sample_scores):
-    LG.save_detector(out, det.weight, det.bias, det.cut, LG.HEADS, det.char_ngrams, {"data_sha256": info["data_sha256"]})
+    LG.save_detector(out, det.weight, det.bias, det.cut, LG.HEADS, det.char_ngrams,
+                     {"data_sha256": info["data_sha256"]})
     report = dict(info, weights_sha256=file_hash(out), metrics=metrics, sample={
         "file": SAMPLE.name, "metrics": sample_metrics,
         "any_scores": [round(float(s), 6) for s in sample_scores[:, 0]]})

@@ -14,7 +14,8 @@ from comfy_api.latest import io
 from .latent_math import check_unit_interval, choice_error, first_error
 from .preset_store import available_presets, get_preset, preset_names
 from .learned_gate import get_detector, head_for_preset
-from .prompt_gate import DEFAULT_DETECTOR, DETECTORS, DEFAULT_THRESHOLD, SIMILARITY_FLOOR, gate_decision, nearest_concept
+from .prompt_gate import (DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, SIMILARITY_FLOOR, gate_decision,
+                          nearest_concept)
 
 _concept_cache = {}  # (id(clip), preset name, terms) -> (weakref to clip, concepts, matrix, null vector)
 

@@ -36,11 +36,12 @@ _WORD = re.compile(r"[^\W_]+")
 
 # Ordinary compounds (each word also in its inflections) whose words are term inflections.
 BENIGN_COMPOUNDS = ("killer whale", "killer bee", "killer app", "fighter jet", "fighter plane", "fighter pilot",
-                    "fighter aircraft", "fighter squadron", "jet fighter", "fighter bomber", "fire fighter", "cutting board", "cutting edge",
-                    "wood cutting", "hanging basket", "hanging plant", "hanging lamp", "hanging light",
-                    "hanging garden", "hanging bridge", "cracker", "nutcracker", "firecracker",
-                    "war paint", "pillow fight", "snowball fight", "food fight", "water gun", "glue gun",
-                    "butter knife", "bread knife", "pocket knife", "fully clothed", "fully dressed")
+                    "fighter aircraft", "fighter squadron", "jet fighter", "fighter bomber", "fire fighter",
+                    "cutting board", "cutting edge", "wood cutting", "hanging basket", "hanging plant",
+                    "hanging lamp", "hanging light", "hanging garden", "hanging bridge", "hanging out",
+                    "hanging off", "cracker", "nutcracker", "firecracker", "war paint", "pillow fight",
+                    "snowball fight", "food fight", "water gun", "glue gun", "butter knife", "bread knife",
+                    "pocket knife", "fully clothed", "fully dressed")
 
 
 def word_forms(word):

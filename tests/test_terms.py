@@ -15,7 +15,7 @@ NOT_UNSAFE = ["a knight with no blood on his armour", "portrait without nudity",
               "a killer whale jumping out of the sea", "cheese and crackers on a plate",
               "a fighter jet flying at a fast speed", "1 military jet fighter flying in formation",
               "a counter with vegetables on a cutting board", "hanging baskets of flowers on a porch",
-              "killer whales in a pod", "never war again, a dove"]
+              "killer whales in a pod", "never war again, a dove", "two huskies hanging out of the car windows"]
 # Still unsafe: the term is asked for, or the negation does not reach it.
 UNSAFE = {"no mercy, blood everywhere": "blood", "a killer with a knife": "kill",
           "no clothes, nude": "nude", "nothing but blood": "blood", "a killer whale eats a seal, gore": "gore",
