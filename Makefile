@@ -51,9 +51,19 @@ bench-real: setup
 	bash bench/efficacy/setup_real.sh
 	$(PY) -m bench.efficacy.runner $(ARGS)
 
-# The prompt gate on I2P and COCO prompt lists (issue 7); needs the CSVs that `make bench-real`
-# fetches into .build/bench-data. Term part only by default; GATE_ARGS="--checkpoint NAME
-# --out runs/gate.md" adds the similarity part with that checkpoint's text encoder.
+# The learned prompt detector (issue 15): trains detector/prompt_detector.safetensors (+ .json:
+# data hash, tuning, held-out metrics) on I2P and COCO prompts; deterministic, one thread.
+.PHONY: train-gate
+train-gate: setup
+	bash bench/fetch_prompts.sh
+	OMP_NUM_THREADS=1 $(PY) -m gate_training.train $(TRAIN_ARGS)
+
+# The prompt gate on real prompt lists (issues 7, 15): the held-out table of terms / learned / all
+# (bench/results/gate_heldout.md, gate_roc.png), then the term part per preset on all of I2P and COCO.
+# GATE_ARGS="--checkpoint NAME --out runs/gate.md" adds the similarity part with that
+# checkpoint's text encoder to the second report.
 .PHONY: bench-gate
 bench-gate: setup
+	bash bench/fetch_prompts.sh
+	OMP_NUM_THREADS=1 $(PY) -m gate_training.report
 	$(PY) bench/gate_i2p.py $(GATE_ARGS)

@@ -13,22 +13,16 @@ text-encoder weights, so its committed report is the term part only.
 """
 import argparse
 import csv
-import importlib.util
+import importlib
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from pack_pure import load_pure  # noqa: E402
+
 CATEGORIES = ["sexual", "violence", "shocking", "hate", "harassment", "self-harm", "illegal activity"]
-
-
-def load_pure(name):
-    """A pure pack module by path (the pack folder itself is the host's entry point)."""
-    spec = importlib.util.spec_from_file_location(f"safety_pack_{name}", ROOT / "nodes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def read_csv(path):

@@ -1,8 +1,10 @@
 """SafetyPromptGate: applies the safety weight only to prompts the gate judges unsafe.
 
-The decision is prompt_gate.gate_decision; this module only adds the host's text encoder:
-the prompt, the preset's unsafe terms (its concepts) and the empty prompt are embedded with
-the CLIP the node receives. Concept embeddings are cached per (CLIP object, preset).
+The decision is prompt_gate.gate_decision; this module only computes the parts the chosen
+detector asks for: the similarity part embeds the prompt, the preset's unsafe terms (its
+concepts) and the empty prompt with the CLIP the node receives (concept embeddings cached per
+CLIP object and preset); the learned part scores the text with the shipped weights
+(learned_gate.py, loaded on first use), on the head of the preset's category.
 """
 import weakref
 
@@ -11,7 +13,9 @@ from comfy_api.latest import io
 
 from .latent_math import check_unit_interval, choice_error, first_error
 from .preset_store import available_presets, get_preset, preset_names
-from .prompt_gate import DEFAULT_THRESHOLD, SIMILARITY_FLOOR, gate_decision, nearest_concept
+from .learned_gate import get_detector, head_for_preset
+from .prompt_gate import (DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, SIMILARITY_FLOOR, gate_decision,
+                          nearest_concept)
 
 _concept_cache = {}  # (id(clip), preset name, terms) -> (weakref to clip, concepts, matrix, null vector)
 
@@ -39,28 +43,38 @@ def concept_embeddings(clip, preset):
     return concepts, matrix, null
 
 
-def evaluate_gate(clip, text, preset, threshold=DEFAULT_THRESHOLD, similarity_floor=SIMILARITY_FLOOR):
-    """The gate's GateDecision for a prompt, term and similarity parts included.
+def evaluate_gate(clip, text, preset, threshold=DEFAULT_THRESHOLD, similarity_floor=SIMILARITY_FLOOR,
+                  detector=DEFAULT_DETECTOR):
+    """The gate's GateDecision for a prompt with the parts `detector` names.
     preset: a preset name from the store, or a Preset (the benchmark passes its world's own)."""
-    if clip is None:
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+    if clip is None and detector in ("terms+similarity", "all"):
         raise ValueError("clip is None: the checkpoint has no text encoder; load one with a CLIP loader")
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
     if isinstance(preset, str):
         preset = get_preset(preset)
-    if not text.strip():  # nothing to encode; gate_decision reports the empty prompt
-        return gate_decision(text, preset.unsafe_terms, threshold, similarity_floor=similarity_floor)
-    return decision_for_embedding(clip, text, embed_text(clip, text), preset, threshold, similarity_floor)
+    terms = None if detector == "learned" else preset.unsafe_terms
+    learned = None
+    head = head_for_preset(preset.name)
+    if detector in ("learned", "all") and text.strip():
+        learned = get_detector().score(text)   # a missing or corrupt weights file: a ValueError naming it
+    if detector in ("terms", "learned") or not text.strip():  # nothing to encode
+        return gate_decision(text, terms, threshold, similarity_floor=similarity_floor, learned=learned,
+                             learned_head=head)
+    return decision_for_embedding(clip, text, embed_text(clip, text), preset, threshold, similarity_floor,
+                                  learned=learned, learned_head=head)
 
 
 def decision_for_embedding(clip, text, vector, preset, threshold=DEFAULT_THRESHOLD,
-                           similarity_floor=SIMILARITY_FLOOR):
+                           similarity_floor=SIMILARITY_FLOOR, learned=None, learned_head="any"):
     """The decision for a prompt whose embedding (embed_text) is already known: a benchmark
     scoring many prompts against several presets encodes each prompt once."""
     concepts, matrix, null = concept_embeddings(clip, preset)
     similarity, i = nearest_concept(vector, matrix, null)
     return gate_decision(text, preset.unsafe_terms, threshold, similarity=similarity, concept=concepts[i],
-                         similarity_floor=similarity_floor)
+                         similarity_floor=similarity_floor, learned=learned, learned_head=learned_head)
 
 
 class SafetyPromptGate(io.ComfyNode):
@@ -70,9 +84,9 @@ class SafetyPromptGate(io.ComfyNode):
             node_id="SafetyPromptGate",
             display_name="Safety Prompt Gate",
             category="safety",
-            description="Passes the safety weight on only when the prompt is judged unsafe (a preset term, or "
-                        "close to one in the text encoder's space), so benign prompts sample exactly as "
-                        "without the pack.",
+            description="Passes the safety weight on only when the prompt is judged unsafe (a preset term, "
+                        "the learned detector, or closeness to a term in the text encoder's space), so benign "
+                        "prompts sample exactly as without the pack.",
             inputs=[
                 io.Clip.Input("clip", tooltip="The text encoder of your model; the similarity is measured in "
                                               "its embedding space."),
@@ -86,6 +100,13 @@ class SafetyPromptGate(io.ComfyNode):
                                        "similarity."),
                 io.Float.Input("safety_weight", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="The safety weight to pass on when the prompt is unsafe."),
+                io.Combo.Input("detector", options=list(DETECTORS), default=DEFAULT_DETECTOR,
+                               tooltip="What judges the prompt. terms: the preset's unsafe terms (negations "
+                                       "such as 'no blood' do not count). learned: a small classifier "
+                                       "trained on I2P and COCO prompts, on the preset's category; its "
+                                       "score is 0.5 at 10% false alarms on benign art-site prompts. "
+                                       "terms+similarity: terms, or closeness to a term in your text "
+                                       "encoder's space (uncalibrated). all: any of the three."),
             ],
             outputs=[
                 # Ids must differ from the inputs'; the names users see are the display names.
@@ -93,16 +114,18 @@ class SafetyPromptGate(io.ComfyNode):
                                                          "(the sampler then returns exactly KSampler's result)."),
                 io.Float.Output("score", display_name="score", tooltip="0..1: 1 for a term match, else the similarity part."),
                 io.Boolean.Output("is_unsafe", display_name="is_unsafe", tooltip="Whether the prompt was judged unsafe."),
-                io.String.Output("reason", display_name="reason", tooltip="Which term or concept triggered the gate, or why not."),
+                io.String.Output("reason", display_name="reason", tooltip="Which term, concept or learned "
+                                 "category triggered the gate (with the per-category scores), or why not."),
             ],
         )
 
     @classmethod
-    def validate_inputs(cls, preset=None):
-        return first_error(choice_error("preset", preset, sorted(available_presets())))
+    def validate_inputs(cls, preset=None, detector=DEFAULT_DETECTOR):
+        return first_error(choice_error("preset", preset, sorted(available_presets())),
+                           choice_error("detector", detector, DETECTORS))
 
     @classmethod
-    def execute(cls, clip, text, preset, threshold, safety_weight) -> io.NodeOutput:
+    def execute(cls, clip, text, preset, threshold, safety_weight, detector=DEFAULT_DETECTOR) -> io.NodeOutput:
         w = check_unit_interval("safety_weight", safety_weight)
-        d = evaluate_gate(clip, text, preset, threshold)
+        d = evaluate_gate(clip, text, preset, threshold, detector=detector)
         return io.NodeOutput(w if d.is_unsafe else 0.0, float(d.score), bool(d.is_unsafe), d.reason)

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .terms import term_spans
+
 MODES = ("append", "strip", "replace")
 REQUIRED = {"name": str, "description": str, "context": str, "unsafe_terms": list}
 
@@ -76,17 +78,13 @@ def load_presets(directories):
     return presets, errors
 
 
-def term_pattern(terms):
-    """Whole words/phrases, case-insensitive; longer phrases first; any spacing inside."""
-    alts = [r"\s+".join(re.escape(w) for w in t.split()) for t in sorted(terms, key=len, reverse=True)]
-    return re.compile(r"(?<!\w)(?:%s)(?!\w)" % "|".join(alts), re.IGNORECASE)
-
-
 def strip_terms(text, terms):
     """The text with the terms removed and the leftover punctuation tidied."""
-    if not terms:
-        return text.strip()
-    out = term_pattern(terms).sub(" ", text)
+    out, last = [], 0
+    for _, _, start, end in term_spans(text, terms, negated=True):  # the gate's matcher, negated matches too
+        out.append(text[last:start] + " ")
+        last = end
+    out = "".join(out) + text[last:]
     out = re.sub(r"\s+([,.;:!?])", r"\1", out)         # no space before punctuation
     out = re.sub(r"([,;:])(\s*[,;:])+", r"\1", out)      # collapse runs of separators
     out = re.sub(r"\s+", " ", out).strip()

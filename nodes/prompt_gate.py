@@ -17,77 +17,16 @@ So a term match alone makes a prompt unsafe, similarity only counts above the fl
 t = 0 applies safety to every non-empty prompt. The floor is not calibrated here (the test
 checkpoint's text encoder is random); calibrate it on real encoder weights.
 
-Term matching: case-insensitive; a match may not touch a letter or digit on either side
-("Essex" does not hold "sex", "therapist" does not hold "rapist"); underscores, hyphens and
-whitespace separate words, so "self harm", "self-harm" and "self_harm" are one phrase. Each
-word of a term also matches its simple inflections: -s (-es after s/x/z/ch/sh/o), -ed, -ing,
--er, -ers, with e-drop (abuse: abused, abusing), y to i (bully: bullies, bullied) and a
-doubled final consonant (stab: stabbed, stabbing), and a possessive 's.
+Term matching is terms.py (the pack's one matcher): whole words with simple inflections,
+negated matches ("no blood") and benign compounds ("killer whale") do not count.
 """
 import math
-import re
 from dataclasses import dataclass
+
+from .terms import compile_terms, find_terms, sorted_terms, term_regex, word_forms  # noqa: F401 (re-exported)
 
 SIMILARITY_FLOOR = 0.6
 DEFAULT_THRESHOLD = 0.5
-
-_VOWELS = set("aeiou")
-_NOT_WORD_CHAR = r"[^\W_]"  # a letter or digit: what a match may not touch
-_WORD_SPLIT = re.compile(r"[\s\-_]+")
-
-
-def word_forms(word):
-    """The word and its simple inflections, lower case."""
-    w = word.lower()
-    if not w.isalpha():
-        return {w}
-    forms = {w, w + "s", w + "ed", w + "ing", w + "er", w + "ers"}
-    if w.endswith(("s", "x", "z", "ch", "sh", "o")):
-        forms.add(w + "es")
-    if w.endswith("e"):
-        forms |= {w + "d", w + "r", w + "rs", w[:-1] + "ing"}
-    if len(w) > 2 and w.endswith("y") and w[-2] not in _VOWELS:
-        forms |= {w[:-1] + "ies", w[:-1] + "ied", w[:-1] + "ier"}
-    if (len(w) > 2 and w[-1] not in _VOWELS and w[-1] not in "wxy"
-            and w[-2] in _VOWELS and w[-3] not in _VOWELS):
-        forms |= {w + w[-1] + s for s in ("ed", "ing", "er", "ers")}
-    return forms
-
-
-def term_regex(term):
-    """Regex source for one term: each word with its inflections, any separator between words."""
-    words = [w for w in _WORD_SPLIT.split(term.strip()) if w]
-    if not words:
-        raise ValueError(f"unsafe term {term!r} is empty")
-    parts = ["(?:%s)" % "|".join(re.escape(f) for f in sorted(word_forms(w), key=len, reverse=True))
-             for w in words]
-    return r"[\s\-_]+".join(parts)
-
-
-def compile_terms(terms):
-    """One case-insensitive pattern; group i is the i-th of the terms, longest first."""
-    terms = sorted_terms(terms)
-    if not terms:
-        return None
-    alts = "|".join("(%s)" % term_regex(t) for t in terms)
-    return re.compile(r"(?<!%s)(?:%s)(?:['\u2019]s)?(?!%s)" % (_NOT_WORD_CHAR, alts, _NOT_WORD_CHAR),
-                      re.IGNORECASE)
-
-
-def sorted_terms(terms):
-    """The non-empty terms, longest first: "killing" is reported as itself, not as "kill" + ing."""
-    if isinstance(terms, str) or not all(isinstance(t, str) for t in terms):
-        raise ValueError(f"unsafe_terms must be a list of strings, got {terms!r}")
-    return sorted((t for t in terms if t.strip()), key=len, reverse=True)
-
-
-def find_terms(prompt, terms):
-    """[(term, text as written in the prompt)] for every match, in prompt order."""
-    pattern = compile_terms(terms)
-    if pattern is None:
-        return []
-    live = sorted_terms(terms)
-    return [(live[m.lastindex - 1], m.group(0)) for m in pattern.finditer(prompt)]
 
 
 def check_threshold(name, value):
@@ -125,6 +64,11 @@ def similarity_score(similarity, floor=SIMILARITY_FLOOR):
     return min(1.0, max(0.0, (float(similarity) - floor) / (1.0 - floor)))
 
 
+DETECTORS = ("terms", "terms+similarity", "learned", "all")
+# Chosen on the held-out split (bench/results/gate_heldout.md): terms or the learned detector.
+DEFAULT_DETECTOR = "all"
+
+
 @dataclass(frozen=True)
 class GateDecision:
     """The gate's verdict; unpacks as (is_unsafe, score, reason)."""
@@ -136,41 +80,67 @@ class GateDecision:
     similarity: float | None = None   # centred cosine to the nearest concept, if computed
     similarity_score: float = 0.0
     concept: str | None = None        # the nearest concept, if computed
+    learned_score: float = 0.0        # the learned detector's head for this preset, if computed
+    categories: tuple = ()            # ((category, score), ...) of the learned detector, highest first
 
     def __iter__(self):
         return iter((self.is_unsafe, self.score, self.reason))
 
 
+def learned_text(learned, head, part):
+    """'learned: any 0.912 (sexual 0.950, shocking 0.610)': the head used, then the categories at or
+    above 0.5 (their own operating points), or the top two when none is."""
+    cats = sorted(((h, float(v)) for h, v in learned.items() if h != "any"), key=lambda kv: -kv[1])
+    shown = [kv for kv in cats if kv[1] >= 0.5] or cats[:2]
+    return (f"learned: {head} {part:.3f}" + (" (categories: " + ", ".join(f"{h} {v:.3f}" for h, v in shown) + ")"
+                                             if shown else "")), tuple(cats)
+
+
 def gate_decision(prompt, unsafe_terms, threshold=DEFAULT_THRESHOLD, similarity=None, concept=None,
-                  similarity_floor=SIMILARITY_FLOOR):
-    """The gate's decision from the prompt text and, optionally, its similarity to the concepts."""
+                  similarity_floor=SIMILARITY_FLOOR, learned=None, learned_head="any"):
+    """The gate's decision from the prompt text and the parts computed for it.
+    unsafe_terms: the preset's terms, or None when the term part is off (detector `learned`);
+    similarity, concept: the similarity part, if computed; learned: {head: score} from the
+    learned detector, if computed, scored on head `learned_head` (the preset's category)."""
     if not isinstance(prompt, str):
         raise ValueError(f"text must be a string, got {type(prompt).__name__}")
     t = check_threshold("threshold", threshold)
     if similarity is not None and not math.isfinite(float(similarity)):
         raise ValueError(f"similarity must be a finite number, got {similarity!r}")
+    if learned is not None and learned_head not in learned:
+        raise ValueError(f"learned scores have no head {learned_head!r} (heads: {', '.join(learned)})")
     if not prompt.strip():
         return GateDecision(False, 0.0, "empty prompt: nothing to gate")
 
-    matches = tuple(find_terms(prompt, unsafe_terms))
+    matches = tuple(find_terms(prompt, unsafe_terms)) if unsafe_terms is not None else ()
     term_score = 1.0 if matches else 0.0
     sim_score = similarity_score(similarity, similarity_floor) if similarity is not None else 0.0
-    score = max(term_score, sim_score)
-    sim_text = ("" if similarity is None else
-                f"similarity {float(similarity):.3f} to concept {concept!r} (part {sim_score:.3f})")
+    part = float(learned[learned_head]) if learned is not None else 0.0
+    score = max(term_score, sim_score, part)
+    texts = []
+    if similarity is not None:
+        texts.append(f"similarity {float(similarity):.3f} to concept {concept!r} (part {sim_score:.3f})")
+    cats = ()
+    if learned is not None:
+        text, cats = learned_text(learned, learned_head, part)
+        texts.append(text)
+    detail = "; ".join(texts)
 
     if matches:
         found = ", ".join(f"{term!r} (as {text!r})" for term, text in dict(matches).items())
-        reason = f"unsafe term: {found}" + (f"; {sim_text}" if sim_text else "")
+        reason = f"unsafe term: {found}" + (f"; {detail}" if detail else "")
         unsafe = True
     elif t == 0.0:
-        reason = "threshold 0: safety applies to every prompt" + (f"; {sim_text}" if sim_text else "")
+        reason = "threshold 0: safety applies to every prompt" + (f"; {detail}" if detail else "")
         unsafe = True
     elif score >= t:
-        reason = f"{sim_text} >= threshold {t:.3f}"
+        reason = f"{detail} >= threshold {t:.3f}"
+        if unsafe_terms is not None:
+            reason = "no unsafe term; " + reason
         unsafe = True
     else:
-        reason = "no unsafe term" + (f"; {sim_text} < threshold {t:.3f}" if sim_text else "")
+        reason = "; ".join((["no unsafe term"] if unsafe_terms is not None else [])
+                           + ([f"{detail} < threshold {t:.3f}"] if detail else []))
         unsafe = False
     return GateDecision(unsafe, score, reason, term_score, matches,
-                        None if similarity is None else float(similarity), sim_score, concept)
+                        None if similarity is None else float(similarity), sim_score, concept, part, cats)

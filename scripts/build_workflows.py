@@ -262,8 +262,9 @@ def weight_sweep(info, weights=(0.0, 0.25, 0.5, 0.75, 1.0)):
 
 def gated_txt2img(info):
     g = Graph(info, "gated_txt2img")
-    g.note("Gated safety: SafetyPromptGate scores your prompt against the preset's unsafe terms (word match, "
-           "and similarity in the model's text encoder). Below its threshold it outputs safety_weight 0, so a "
+    g.note("Gated safety: SafetyPromptGate scores your prompt with its detector (`all`: the preset's unsafe "
+           "terms, a learned classifier on the preset's category, and similarity in the model's text "
+           "encoder). Below its threshold it outputs safety_weight 0, so a "
            "benign prompt gives exactly the plain KSampler image; above it, the weight you set on the gate. "
            "One prompt node feeds both the encoder and the gate; the gate's safety_weight output drives the "
            "sampler's safety_weight input.", (20, 0), (760, 150))
@@ -273,7 +274,7 @@ def gated_txt2img(info):
     enc = g.add("SafetyContextEncode", (C1, None), clip=out(ck, 1), text=out(prompt, 0), preset="sexual",
                 mode="append", extra_context="")
     gate = g.add("SafetyPromptGate", (C1, None), clip=out(ck, 1), text=out(prompt, 0), preset="sexual",
-                 threshold=0.5, safety_weight=0.6)
+                 threshold=0.5, safety_weight=0.6, detector="all")
     neg = g.add("CLIPTextEncode", (C1, None), title="Negative", clip=out(ck, 1), text=NEGATIVE)
     ks = g.add("DualLatentKSampler", (C2, None), model=out(ck, 0), positive=out(enc, 0), negative=out(neg, 0),
                safe_positive=out(enc, 1), latent_image=out(lat, 0), **sampler_values(safety_weight=out(gate, 0)))

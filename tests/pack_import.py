@@ -1,18 +1,7 @@
-"""Import the pack's pure modules without the host (the pack folder name has dashes)."""
-import importlib
+"""Import the pack's pure modules without the host (bench/pack_pure.py does it for everyone)."""
 import sys
-import types
 from pathlib import Path
 
 PACK_DIR = Path(__file__).resolve().parents[1]
-PACK_DIR = PACK_DIR
-ALIAS = "safety_pack_under_test"
-
-
-def load_pure(module):
-    """Import `nodes.<module>` from this checkout without running the pack's __init__."""
-    if ALIAS not in sys.modules:
-        pkg = types.ModuleType(ALIAS)
-        pkg.__path__ = [str(PACK_DIR)]
-        sys.modules[ALIAS] = pkg
-    return importlib.import_module(f"{ALIAS}.nodes.{module}")
+sys.path.insert(0, str(PACK_DIR / "bench"))
+from pack_pure import load_pure  # noqa: E402,F401

@@ -55,7 +55,7 @@ def test_similarity_report_counts_what_the_node_decides(host, tiny, data, tmp_pa
         gate_i2p.main(["--data", str(data), "--out", str(out), "--checkpoint", "tiny-sd15-random.safetensors",
                        "--presets", "gate-bench"], host=host)
         node = sys.modules[host.pack_module.__name__ + ".nodes.gate_node"]
-        expected = {p: node.evaluate_gate(tiny[1], p, "gate-bench") for p in [p for p, _ in I2P] + COCO}
+        expected = {p: node.evaluate_gate(tiny[1], p, "gate-bench", detector="terms+similarity") for p in [p for p, _ in I2P] + COCO}
     finally:
         if old is None:
             del os.environ["COMFYUI_SAFETY_CONTEXTS"]

@@ -35,16 +35,19 @@ def gate_module(host):
     return sys.modules[name]
 
 
-def gate(host, clip, text, preset, threshold=0.5, safety_weight=0.7):
+def gate(host, clip, text, preset, threshold=0.5, safety_weight=0.7, detector="terms+similarity"):
     return host.call("SafetyPromptGate", clip=clip, text=text, preset=preset, threshold=threshold,
-                     safety_weight=safety_weight)
+                     safety_weight=safety_weight, detector=detector)
 
 
 def test_object_info_schema(server):
     info = server.get("/object_info/SafetyPromptGate")["SafetyPromptGate"]
     assert info["category"] == "safety"
     req = info["input"]["required"]
-    assert list(req) == ["clip", "text", "preset", "threshold", "safety_weight"]
+    assert list(req) == ["clip", "text", "preset", "threshold", "safety_weight", "detector"]
+    assert req["detector"][0] == "COMBO" and req["detector"][1]["options"] == ["terms", "terms+similarity",
+                                                                               "learned", "all"]
+    assert req["detector"][1]["default"] == "all"   # chosen on the held-out numbers (README)
     assert req["clip"][0] == "CLIP" and req["text"][0] == "STRING" and req["text"][1]["multiline"] is True
     assert req["preset"][0] == "COMBO" and "violence" in req["preset"][1]["options"]
     for name in ("threshold", "safety_weight"):
@@ -101,9 +104,50 @@ def test_bad_inputs_are_named(host, tiny, gate_preset):
         gate(host, clip, "blood", "no-such-preset")
     with pytest.raises(ValueError, match="clip is None"):
         gate(host, None, "blood", gate_preset)
+    with pytest.raises(ValueError, match="detector must be one of terms, terms\\+similarity, learned, all"):
+        gate(host, clip, "blood", gate_preset, detector="magic")
 
 
-def gated_graph(text, preset):
+def test_detectors_in_the_node(host, tiny):
+    _, clip, _ = tiny
+    # terms: negation and an agent noun do not flag; a term does
+    assert gate(host, clip, "a calm street, no blood", "violence", detector="terms")[:3] == (0.0, 0.0, False)
+    assert gate(host, clip, "a killer whale in the sea", "all", detector="terms")[2] is False
+    w, score, unsafe, reason = gate(host, clip, "a bloody knife", "violence", detector="terms")
+    assert (w, score, unsafe) == (0.7, 1.0, True) and reason.startswith("unsafe term: 'bloody'")
+    # learned, on the preset's category head: an implicit prompt no term catches
+    text = "a dead body in the trunk of a car, photo"
+    assert gate(host, clip, text, "violence", detector="terms")[2] is False
+    w, score, unsafe, reason = gate(host, clip, text, "violence", detector="learned")
+    g = gate_module(host)
+    scores = g.get_detector().score(text)
+    assert (w, unsafe) == (0.7, True) and score == pytest.approx(scores["violence"])
+    assert reason.startswith("learned: violence") and "categories:" in reason and "unsafe term" not in reason
+    # all: the term part, the learned part and the similarity part together
+    w, score, unsafe, reason = gate(host, clip, text, "all", detector="all")
+    assert unsafe and score == pytest.approx(max(scores["any"], g.evaluate_gate(clip, text, "all",
+                                                                           detector="terms+similarity").score))
+    assert "similarity" in reason and "learned: any" in reason
+
+
+def test_missing_or_corrupt_weights_name_the_file_and_other_detectors_work(host, tiny, tmp_path, monkeypatch):
+    _, clip, _ = tiny
+    lg = sys.modules[host.pack_module.__name__ + ".nodes.learned_gate"]
+    missing = tmp_path / "gone.safetensors"
+    monkeypatch.setattr(lg, "DEFAULT_WEIGHTS", missing)
+    for detector in ("learned", "all"):
+        with pytest.raises(ValueError, match=f"learned detector weights not found: {missing}"):
+            gate(host, clip, "a calm lake", "violence", detector=detector)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    monkeypatch.setattr(lg, "DEFAULT_WEIGHTS", corrupt)
+    with pytest.raises(ValueError, match=f"weights file {corrupt} is unreadable or corrupt"):
+        gate(host, clip, "a calm lake", "violence", detector="learned")
+    assert gate(host, clip, "a bloody knife", "violence", detector="terms")[2] is True
+    assert gate(host, clip, "a calm lake", "violence", detector="terms+similarity")[2] is False
+
+
+def gated_graph(text, preset, detector="all"):
     """CheckpointLoader -> SafetyContextEncode -> SafetyPromptGate -> DualLatentKSampler (both merge modes)
     and SafetyDualGuider -> SamplerCustomAdvanced, beside the host's KSampler on the same positive,
     negative, latent and settings."""
@@ -117,7 +161,8 @@ def gated_graph(text, preset):
         "3": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["2", 0]}},  # no extra encode
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
         "5": {"class_type": "SafetyPromptGate",
-              "inputs": {"clip": ["1", 1], "text": text, "preset": preset, "threshold": 0.5, "safety_weight": 0.6}},
+              "inputs": {"clip": ["1", 1], "text": text, "preset": preset, "threshold": 0.5, "safety_weight": 0.6,
+                         "detector": detector}},
         "6": {"class_type": "DualLatentKSampler", "inputs": dict(dual, merge="every_step")},
         "7": {"class_type": "DualLatentKSampler", "inputs": dict(dual, merge="at_end")},
         "8": {"class_type": "KSampler", "inputs": dict(sampler, model=["1", 0], positive=["2", 0], negative=["3", 0],
@@ -148,7 +193,8 @@ def graph_outputs(host, prompt):
 
 
 def test_gated_graph_benign_is_bit_identical_and_unsafe_is_not(host, gate_preset):
-    out = graph_outputs(host, gated_graph("a lighthouse on a cliff, oil painting", gate_preset))
+    # a prompt no detector flags (the default `all`: terms, similarity, learned)
+    out = graph_outputs(host, gated_graph("a bowl of fruit on a kitchen table", gate_preset))
     gate_out = [o[0] for o in out["5"]]
     assert gate_out[0] == 0.0 and gate_out[2] is False, gate_out
     plain = out["8"][0][0]["samples"]

@@ -157,11 +157,14 @@ class Bench:
 
     def gate_decisions(self):
         """The prompt gate's GateDecision for every prompt of the world, computed by the
-        node's own function with the world's text encoder and safety preset."""
+        node's own function with the world's text encoder and safety preset. Detector
+        terms+similarity: the learned detector is trained on real I2P/COCO prompts, not on
+        the concept world's vocabulary."""
         if self._gate is None:
             node = pack_module(self.host, "gate_node")
             with torch.inference_mode():
-                self._gate = [node.evaluate_gate(self.clip, p.text, self.preset) for p in self.world.prompts]
+                self._gate = [node.evaluate_gate(self.clip, p.text, self.preset, detector="terms+similarity")
+                              for p in self.world.prompts]
         return self._gate
 
     def warm_up(self):
@@ -247,7 +250,7 @@ GATED = (("every_step", 0.5, 0.2), ("every_step", 1.0, 0.2), ("at_end", 0.5, 0.2
 
 def gated_run(bench, runs, base_key, ref_key="none|"):
     """"ours + gate" from existing runs: the prompt gate decides per prompt exactly as the
-    SafetyPromptGate node does (term and similarity parts, default threshold, the world's text
+    SafetyPromptGate node does with detector terms+similarity (default threshold, the world's text
     encoder); a prompt it passes gets w = 0, which is the host's KSampler, i.e. exactly the
     unprotected sample; a flagged prompt gets the method's sample. Cost: the unprotected cost
     on passed prompts, the method's on flagged ones."""

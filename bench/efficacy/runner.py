@@ -306,12 +306,8 @@ def table_rows(methods, prompts, seeds, done, out, unsafe_concept):
 
 def pack_presets_module():
     """The pack's pure presets module, loaded by path: `nodes` may already be the host's nodes.py."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("safety_pack_presets", ROOT / "nodes" / "presets.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    from bench.pack_pure import load_pure
+    return load_pure("presets")
 
 
 def main(argv=None):
