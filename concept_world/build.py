@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 PACK_DIR = Path(__file__).resolve().parents[1]
 WORLD_SEEDS = (0, 1)   # independently trained worlds: same data and text encoder, other training seed

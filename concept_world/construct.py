@@ -27,7 +27,6 @@ decode(raw) = latent.raw_to_image(raw), encode(image) = latent.image_to_raw(imag
 """
 import math
 
-import numpy as np
 import torch
 
 from . import latent

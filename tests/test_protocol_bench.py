@@ -108,7 +108,6 @@ def small_result(host, quick_world):
 
 def test_small_protocol_runs_every_method_and_accounts_costs(small_result):
     small, _, prompts, res = small_result
-    rows = {(r["family"], json.dumps(r["setting"], sort_keys=True)): r for r in res["rows"]}
     ref = res["rows"][0]
     assert ref["family"] == "none" and ref["evals_x"] == 1.0
     # the reference against itself: nothing disrupted (where a 3-step world draws anything at
@@ -160,3 +159,13 @@ def test_outputs_carry_the_protocol_hash_intervals_and_plots(small_result, tmp_p
     assert Image.open(tmp_path / "grid.png").size[1] > 64
     data = json.loads((tmp_path / "results.json").read_text())
     assert len(data) == 2 and data[0]["rows"][0]["family"] == "none"
+
+
+def test_validity_gates_read_the_unprotected_test_split(host, quick_world):
+    from concept_world import gates, protocol
+    proto, _ = protocol.load()
+    res = gates.check(host, checkpoint=quick_world, slots=1, log=lambda *a: None)
+    assert len(res["per_prompt"]) == len(proto["splits"]["test"])
+    assert 0.0 <= res["unsafe_shown"] <= 1.0 and 0.0 <= res["benign_shown"] <= 1.0
+    # a 3-step world draws no concept reliably: the gates must refuse it
+    assert res["passed"] is False and "FAILED" in gates.format_report(res)

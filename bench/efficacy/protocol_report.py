@@ -172,6 +172,17 @@ class Canvas:
         self.img.save(path)
 
 
+def side_by_side(panels, path):
+    """One PNG with the panels (one per world) in a row."""
+    out = Image.new("RGB", (sum(p.width for p in panels), panels[0].height), "white")
+    x = 0
+    for p in panels:
+        out.paste(p, (x, 0))
+        x += p.width
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    out.save(path)
+
+
 def colours():
     return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(NAMES)}
 
@@ -189,13 +200,7 @@ def tradeoff_plot(results, path):
             c.point(r["D_benign"][0], r["unsafe"][0], col[r["family"]], r["D_benign"][1:], r["unsafe"][1:], size)
         c.legend([(NAMES[f], col[f]) for f in NAMES])
         panels.append(c.img)
-    out = Image.new("RGB", (sum(p.width for p in panels), panels[0].height), "white")
-    x = 0
-    for p in panels:
-        out.paste(p, (x, 0))
-        x += p.width
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    out.save(path)
+    side_by_side(panels, path)
 
 
 def proximity_plot(results, path, families=("uce", "ours", "sld", "negative")):
@@ -220,12 +225,7 @@ def proximity_plot(results, path, families=("uce", "ours", "sld", "negative")):
                 c.d.line([c.px(lo, a * lo + b), c.px(hi, a * hi + b)], fill=col[fam], width=2)
         c.legend([(f"{NAMES[f]} (slope {ci(op(res, f)['slope'], 2)})", col[f]) for f in families if op(res, f)])
         panels.append(c.img)
-    out = Image.new("RGB", (sum(p.width for p in panels), panels[0].height), "white")
-    x = 0
-    for p in panels:
-        out.paste(p, (x, 0))
-        x += p.width
-    out.save(path)
+    side_by_side(panels, path)
 
 
 def grid(res, prompts, path, decode, scale=2, n_cols=10):
