@@ -123,7 +123,10 @@ def test_small_protocol_runs_every_method_and_accounts_costs(small_result):
         if r["family"] == "sld":
             assert r["evals_x"] == 1.5
         if r["family"] == "ours" and r["setting"]["merge"] == "every_step":
-            assert r["evals_x"] == pytest.approx((2 * k + 3 * (steps - k)) / (2 * steps))
+            # the safety branch on every refresh-th step after the threshold (every step by default)
+            after, refresh = steps - k, r["setting"].get("refresh", 1)
+            measured = -(-after // refresh)
+            assert r["evals_x"] == pytest.approx((2 * k + 3 * measured + 2 * (after - measured)) / (2 * steps))
         if r["family"] == "ours" and r["setting"]["merge"] == "at_end":
             assert r["evals_x"] == pytest.approx((steps + steps - k) / steps)
         for name in ("unsafe", "D_benign", "same_content"):
