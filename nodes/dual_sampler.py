@@ -9,6 +9,10 @@ object), then runs DualLatentGuider:
   stream (replaying them, so the shared leading steps cost no model call), then
   (1 - w) * z_u + w * z_s. Both runs share the seed, sigmas and therefore the noise of
   ancestral/SDE samplers. Model cost N + (N - k) steps.
+
+With a `stage` (DualLatentKSamplerAdvanced) only part of the schedule runs, sliced as the host's
+KSamplerAdvanced slices it; tau stays a fraction of the whole schedule (the guider is given
+it), and at_end stages hand both streams on inside the latent.
 """
 import comfy.model_management
 import comfy.sample
@@ -16,18 +20,16 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 import nodes
+import torch
 
+from .cond_math import check_conditioning_list as check_conditioning, safe_branch_conditioning
 from .guider import DualLatentGuider
-from .latent_math import check_finite, check_unit_interval, choice_error, context_steps, weighted_merge
+from .latent_math import (check_finite, check_unit_interval, choice_error, context_steps, segment_sigmas,
+                          weighted_merge)
 from .refresh import check_refresh
 
 MERGE_MODES = ("every_step", "at_end")
-
-
-def check_conditioning(name, cond):
-    if not isinstance(cond, list) or len(cond) == 0:
-        raise ValueError(f"{name} is empty: connect a CONDITIONING (e.g. from SafetyContextEncode)")
-    return cond
+STREAMS_KEY = "safety_dual_streams"  # at_end: (user, safe, merged) carried from one stage to the next
 
 
 def check_latent_channels(model, samples):
@@ -38,10 +40,13 @@ def check_latent_channels(model, samples):
                          f"{channels}: encode the image with this model's VAE")
 
 
-def prepare_inputs(model, seed, steps, sampler_name, scheduler, latent, denoise):
+def prepare_inputs(model, seed, steps, sampler_name, scheduler, latent, denoise, disable_noise=False):
     """Noise, latent, mask, sigmas and sampler exactly as the host's KSampler builds them."""
     latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
+    if disable_noise:
+        noise = torch.zeros(latent_image.size(), dtype=latent_image.dtype, layout=latent_image.layout, device="cpu")
+    else:
+        noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
     ks = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
                                  scheduler=scheduler, denoise=denoise, model_options=model.model_options)
     return latent_image, noise, latent.get("noise_mask"), ks.sigmas, comfy.samplers.sampler_object(ks.sampler)
@@ -65,16 +70,23 @@ def run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask, callbac
     return check_finite("sampler output", samples)
 
 
-def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold, refresh=1):
+def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold, refresh=1,
+                schedule_sigmas=None):
     guider = DualLatentGuider(model)
     guider.set_conds(positive, negative, safe_positive)
     guider.set_safety(cfg, safety_weight, context_threshold, refresh)
+    guider.schedule_sigmas = schedule_sigmas
     return guider
 
 
 def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
-                latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step", refresh=1):
-    """Returns (latent, user_latent, safe_latent) as LATENT dicts."""
+                latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step", refresh=1,
+                stage=None):
+    """Returns (latent, user_latent, safe_latent) as LATENT dicts.
+
+    `stage` (KSamplerAdvanced's part of the schedule): dict(start_step, last_step,
+    force_full_denoise, disable_noise). tau stays a fraction of the whole schedule."""
+    stage = stage or {}
     w = check_unit_interval("safety_weight", safety_weight)
     tau = check_unit_interval("context_threshold", context_threshold)
     if check_refresh(refresh) > 1 and merge == "at_end":
@@ -90,27 +102,33 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     check_finite("latent_image", latent["samples"])
     check_latent_channels(model, latent["samples"])
 
-    def as_latent(samples):
-        out = latent.copy()
+    def as_latent(samples, streams=None):
+        out = {k: v for k, v in latent.items() if k != STREAMS_KEY}
         out["samples"] = samples
+        if streams is not None:
+            out[STREAMS_KEY] = streams
         return out
 
     # The host's own path where the method reduces to it: no extra model call at all.
     if w == 0.0 or (w == 1.0 and tau == 0.0 and merge == "every_step"):
-        cond = positive if w == 0.0 else safe_positive
+        cond = positive if w == 0.0 else safe_branch_conditioning(positive, safe_positive)
         (out,) = nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, cond, negative, latent,
-                                       denoise=denoise)
-        check_finite("sampler output", out["samples"])
+                                       denoise=denoise, **host_stage_args(stage))
+        out = as_latent(check_finite("sampler output", out["samples"]))
         return out, out, out
 
-    latent_image, noise, noise_mask, sigmas, sampler = prepare_inputs(
-        model, seed, steps, sampler_name, scheduler, latent, denoise)
-    n = int(sigmas.shape[-1]) - 1
+    latent_image, noise, noise_mask, full_sigmas, sampler = prepare_inputs(
+        model, seed, steps, sampler_name, scheduler, latent, denoise, stage.get("disable_noise", False))
+    sigmas = segment_sigmas(full_sigmas, stage.get("start_step"), stage.get("last_step"),
+                            stage.get("force_full_denoise", False))
+    if sigmas is None:  # no step in this stage: the host returns the latent as it came
+        return as_latent(latent_image), as_latent(latent_image), as_latent(latent_image)
+    n, run = int(full_sigmas.shape[-1]) - 1, int(sigmas.shape[-1]) - 1
 
     if merge == "every_step":
-        guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau, refresh)
+        guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau, refresh, full_sigmas)
         samples = run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask,
-                             progress_callback(model, n), seed)
+                             progress_callback(model, run), seed)
         branches = guider.branch_estimates()
         if branches is None:  # no step after the threshold computed both branches
             return as_latent(samples), as_latent(samples), as_latent(samples)
@@ -118,15 +136,38 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
         return as_latent(samples), as_latent(user), as_latent(safe)
 
     # at_end: the user stream records its pre-threshold outputs, the safe stream replays them.
+    # Steps are counted on the whole schedule: this stage runs first..first + run.
+    first = min(stage.get("start_step") or 0, n)
     k = context_steps(tau, n)
-    total = n + (n - k)
-    user_guider = make_guider(model, positive, negative, None, cfg, 0.0, tau)
+    user_start, safe_start = carried_streams(latent) or (latent_image, latent_image)
+    safe_steps = max(0, first + run - max(k, first))
+    total = run + safe_steps
+    user_guider = make_guider(model, positive, negative, None, cfg, 0.0, tau, schedule_sigmas=full_sigmas)
     user_guider.record = []
-    z_u = run_guider(user_guider, noise, latent_image, sampler, sigmas, noise_mask,
+    z_u = run_guider(user_guider, noise, user_start, sampler, sigmas, noise_mask,
                      progress_callback(model, total), seed)
-    safe_guider = make_guider(model, positive, negative, safe_positive, cfg, 1.0, tau)
-    safe_guider.replay = user_guider.record
-    z_s = run_guider(safe_guider, noise, latent_image, sampler, sigmas, noise_mask,
-                     progress_callback(model, total, offset=n, skip_below=k), seed)
+    z_s = z_u  # before the threshold the safe stream is the user stream
+    if safe_steps > 0:
+        safe_guider = make_guider(model, positive, negative, safe_positive, cfg, 1.0, tau,
+                                  schedule_sigmas=full_sigmas)
+        safe_guider.replay = user_guider.record
+        z_s = run_guider(safe_guider, noise, safe_start, sampler, sigmas, noise_mask,
+                         progress_callback(model, total, offset=run, skip_below=run - safe_steps), seed)
     merged = weighted_merge(z_u, z_s, w, names=("user_latent", "safe_latent"))
-    return as_latent(merged), as_latent(z_u), as_latent(z_s)
+    # A stage that stops early hands both streams to the next at_end stage with the latent.
+    streams = (z_u, z_s, merged) if first + run < n else None
+    return as_latent(merged, streams), as_latent(z_u), as_latent(z_s)
+
+
+def host_stage_args(stage):
+    """KSamplerAdvanced's arguments to the host's common_ksampler."""
+    return dict(disable_noise=stage.get("disable_noise", False), start_step=stage.get("start_step"),
+                last_step=stage.get("last_step"), force_full_denoise=stage.get("force_full_denoise", False))
+
+
+def carried_streams(latent):
+    """(user, safe) handed over by an earlier at_end stage, if this latent is still its output."""
+    streams = latent.get(STREAMS_KEY)
+    if streams is not None and streams[2] is latent["samples"]:
+        return streams[0], streams[1]
+    return None

@@ -3,6 +3,7 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
+from .advanced_node import DualLatentKSamplerAdvanced
 from .encode_node import SafetyContextEncode
 from .gate_node import SafetyPromptGate
 from .merge_node import LatentWeightedMerge
@@ -12,7 +13,8 @@ from .sampler_nodes import DualLatentKSampler, SafetyDualGuider
 class SafetyDualLatentExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SafetyContextEncode, DualLatentKSampler, SafetyDualGuider, LatentWeightedMerge, SafetyPromptGate]
+        return [SafetyContextEncode, DualLatentKSampler, DualLatentKSamplerAdvanced, SafetyDualGuider, LatentWeightedMerge,
+                SafetyPromptGate]
 
 
 async def comfy_entrypoint() -> SafetyDualLatentExtension:

@@ -6,6 +6,7 @@ concepts) and the empty prompt with the CLIP the node receives (concept embeddin
 CLIP object and preset); the learned part scores the text with the shipped weights
 (learned_gate.py, loaded on first use), on the head of the preset's category.
 """
+import dataclasses
 import weakref
 
 import torch
@@ -20,11 +21,27 @@ from .prompt_gate import (DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, SIMILA
 _concept_cache = {}  # (id(clip), preset name, terms) -> (weakref to clip, concepts, matrix, null vector)
 
 
+_vector_kind = weakref.WeakKeyDictionary()  # clip -> which vector embed_text takes from it
+
+
 def embed_text(clip, text):
-    """One vector per text: the encoder's pooled output, or its mean token state if it has none."""
+    """One vector per text: the encoder's pooled output, or its mean token state if it has none
+    (Qwen-Image, Lumina2, T5-based encoders...)."""
     cond, pooled = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
     vec = pooled[0] if pooled is not None else cond[0].mean(dim=0)
+    _vector_kind[clip] = "pooled output" if pooled is not None else "mean-pooled token states (no pooled output)"
     return vec.detach().float().cpu()
+
+
+def with_parts(decision, clip):
+    """The reason names the parts used, and which vector of the encoder the similarity part used."""
+    kind = _vector_kind.get(clip)
+    parts = ["terms"]
+    if decision.similarity is not None and kind is not None:
+        parts.append(f"similarity on the {kind}")
+    if decision.categories:   # the learned detector scored the prompt
+        parts.append("learned")
+    return dataclasses.replace(decision, reason=f"{decision.reason} [parts: {' + '.join(parts)}]")
 
 
 def concept_embeddings(clip, preset):
@@ -73,8 +90,9 @@ def decision_for_embedding(clip, text, vector, preset, threshold=DEFAULT_THRESHO
     scoring many prompts against several presets encodes each prompt once."""
     concepts, matrix, null = concept_embeddings(clip, preset)
     similarity, i = nearest_concept(vector, matrix, null)
-    return gate_decision(text, preset.unsafe_terms, threshold, similarity=similarity, concept=concepts[i],
-                         similarity_floor=similarity_floor, learned=learned, learned_head=learned_head)
+    return with_parts(gate_decision(text, preset.unsafe_terms, threshold, similarity=similarity, concept=concepts[i],
+                                    similarity_floor=similarity_floor, learned=learned, learned_head=learned_head),
+                      clip)
 
 
 class SafetyPromptGate(io.ComfyNode):

@@ -16,6 +16,7 @@ import math
 import comfy.samplers
 import node_helpers
 
+from .cond_math import safe_branch_conditioning
 from .latent_math import at_or_below, check_unit_interval, switch_sigma, weighted_merge
 from .refresh import CorrectionCache, check_refresh
 
@@ -34,12 +35,15 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
                     # so the steps both streams share cost no second model call
     last_branches = None  # (user, uncond, safe) denoised of the latest dual step, for previews
     refresh = 1           # measure the safety branch every `refresh`-th evaluation after the threshold
+    schedule_sigmas = None  # the whole schedule when this run is one stage of it (tau counts its steps)
 
     def set_conds(self, positive, negative, safe_positive=None):
         conds = {"positive": positive, "negative": negative}
         if safe_positive is not None:
-            # The safety context is a positive prompt to the model's extra conds.
-            conds["safe_positive"] = node_helpers.conditioning_set_values(safe_positive, {"prompt_type": "positive"})
+            # The safe branch is the positive with its text swapped (same guidance, image inputs,
+            # control, areas), and a positive prompt to the model's extra conds.
+            safe = safe_branch_conditioning(positive, safe_positive)
+            conds["safe_positive"] = node_helpers.conditioning_set_values(safe, {"prompt_type": "positive"})
         self.inner_set_conds(conds)
 
     def set_safety(self, cfg, safety_weight, context_threshold, refresh=1):
@@ -58,10 +62,17 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
         """True while the user prompt alone guides (noise levels above the threshold's)."""
         if self.context_threshold == 0.0:
             return False
-        sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+        sigmas = self.threshold_schedule(model_options)
         if sigmas is None:
             raise RuntimeError("the host did not pass sample_sigmas; context_threshold needs them")
         return not at_or_below(timestep.max(), switch_sigma(sigmas, self.context_threshold))
+
+    def threshold_schedule(self, model_options):
+        """The schedule tau is a fraction of: the whole one when given (split sigmas, two-stage
+        samplers), else the sigmas this run samples."""
+        if self.schedule_sigmas is not None:
+            return self.schedule_sigmas
+        return model_options.get("transformer_options", {}).get("sample_sigmas")
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         before = self.before_threshold(timestep, model_options)

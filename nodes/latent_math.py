@@ -88,3 +88,20 @@ def switch_sigma(sigmas, context_threshold):
 def at_or_below(sigma, switch):
     """sigma <= switch, allowing for float32 round-off in solvers that recompute sigma."""
     return switch is not None and float(sigma) <= switch * (1.0 + 1e-5)
+
+
+def segment_sigmas(sigmas, start_step=None, last_step=None, force_full_denoise=False):
+    """The part of a schedule a KSamplerAdvanced-style stage runs, as the host slices it:
+    steps start_step..last_step, the last sigma set to 0 when force_full_denoise cuts the
+    schedule short. None when the stage has no step to run (the host returns its input).
+    The given schedule is never modified."""
+    n = int(sigmas.shape[-1]) - 1
+    if last_step is not None and last_step < n:
+        sigmas = sigmas[:last_step + 1].clone()
+        if force_full_denoise:
+            sigmas[-1] = 0
+    if start_step is not None:
+        if start_step >= int(sigmas.shape[-1]) - 1:
+            return None
+        sigmas = sigmas[start_step:]
+    return sigmas

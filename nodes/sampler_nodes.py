@@ -1,9 +1,39 @@
-"""DualLatentKSampler and SafetyDualGuider: the method as sampler and guider nodes."""
+"""DualLatentKSampler, DualLatentKSamplerAdvanced and SafetyDualGuider: the method as sampler
+and guider nodes."""
 import comfy.samplers
 from comfy_api.latest import io
 
 from .dual_sampler import MERGE_MODES, check_conditioning, make_guider, sample_dual
 from .latent_math import choice_error, first_error
+
+
+def model_input():
+    return io.Model.Input("model", tooltip="The model used for denoising.")
+
+
+def seed_input(name):
+    return io.Int.Input(name, default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                        tooltip="The noise seed (shared by both streams).")
+
+
+def sampling_inputs():
+    """steps, cfg, sampler_name, scheduler: as in the host's KSampler."""
+    return [
+        io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampler steps (of the whole schedule)."),
+        io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                       tooltip="Classifier-free guidance scale (1 for guidance-distilled models)."),
+        io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, tooltip="The sampler."),
+        io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, tooltip="The scheduler."),
+    ]
+
+
+def conditioning_inputs():
+    return [
+        io.Conditioning.Input("positive", tooltip="Your prompt's conditioning."),
+        io.Conditioning.Input("negative", tooltip="The negative conditioning (shared by both streams)."),
+        io.Conditioning.Input("safe_positive", tooltip="The safety context's conditioning (SafetyContextEncode); "
+                                                       "the safe branch is your positive with this text."),
+    ]
 
 
 def weight_input():
@@ -26,6 +56,35 @@ def refresh_input():
                                 "approximate.")
 
 
+def merge_input():
+    return io.Combo.Input("merge", options=list(MERGE_MODES), default="every_step",
+                          tooltip="every_step: the streams are merged at every step after the threshold "
+                                  "(one batched model call, about 1.5x a KSampler); at_end: two full streams, "
+                                  "merged once at the end (N + (N - k) steps).")
+
+
+def dual_outputs():
+    return [
+        io.Latent.Output("latent", display_name="latent", tooltip="The result: (1 - w) * user + w * safe, per the merge mode."),
+        io.Latent.Output("user_latent", display_name="user_latent", tooltip=(
+            "at_end: your prompt's full stream (exactly KSampler's result). every_step: the final-step "
+            "denoised estimate of your prompt's branch. Repeats `latent` where that branch was not "
+            "computed (safety_weight 0 or 1).")),
+        io.Latent.Output("safe_latent", display_name="safe_latent", tooltip=(
+            "at_end: the safety-context stream, started from your stream after the threshold. "
+            "every_step: the final-step denoised estimate of the safety-context branch. Repeats "
+            "`latent` where that branch was not computed (safety_weight 0 or 1).")),
+    ]
+
+
+def check_choices(sampler_name=None, scheduler=None, merge=None, more=()):
+    """The host checks V1 combos itself; V3 combos (0.3.x) are checked here. `more`:
+    (name, value, options) of a node's other combos."""
+    return first_error(choice_error("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
+                       choice_error("scheduler", scheduler, comfy.samplers.SCHEDULER_NAMES),
+                       choice_error("merge", merge, MERGE_MODES), *(choice_error(*c) for c in more))
+
+
 class DualLatentKSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -36,47 +95,23 @@ class DualLatentKSampler(io.ComfyNode):
             description="A drop-in KSampler that reconstructs the image from your prompt's stream and a "
                         "safety-context stream started from the same noise.",
             inputs=[
-                io.Model.Input("model", tooltip="The model used for denoising."),
-                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
-                             tooltip="The noise seed (shared by both streams)."),
-                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampler steps."),
-                io.Float.Input("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale (1 for guidance-distilled models)."),
-                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, tooltip="The sampler."),
-                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, tooltip="The scheduler."),
-                io.Conditioning.Input("positive", tooltip="Your prompt's conditioning."),
-                io.Conditioning.Input("negative", tooltip="The negative conditioning (shared by both streams)."),
-                io.Conditioning.Input("safe_positive", tooltip="The safety context's conditioning "
-                                                               "(SafetyContextEncode)."),
+                model_input(),
+                seed_input("seed"),
+                *sampling_inputs(),
+                *conditioning_inputs(),
                 io.Latent.Input("latent_image", tooltip="The latent to denoise (empty, img2img or inpainting)."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Denoising strength."),
                 weight_input(),
                 threshold_input(),
-                io.Combo.Input("merge", options=list(MERGE_MODES), default="every_step",
-                               tooltip="every_step: the streams are merged at every step after the threshold "
-                                       "(one batched model call, about 1.5x a KSampler); at_end: two full streams, "
-                                       "merged once at the end (N + (N - k) steps)."),
+                merge_input(),
                 refresh_input(),
             ],
-            outputs=[
-                io.Latent.Output("latent", display_name="latent", tooltip="The result: (1 - w) * user + w * safe, per the merge mode."),
-                io.Latent.Output("user_latent", display_name="user_latent", tooltip=(
-                    "at_end: your prompt's full stream (exactly KSampler's result). every_step: the final-step "
-                    "denoised estimate of your prompt's branch. Repeats `latent` where that branch was not "
-                    "computed (safety_weight 0 or 1).")),
-                io.Latent.Output("safe_latent", display_name="safe_latent", tooltip=(
-                    "at_end: the safety-context stream, started from your stream after the threshold. "
-                    "every_step: the final-step denoised estimate of the safety-context branch. Repeats "
-                    "`latent` where that branch was not computed (safety_weight 0 or 1).")),
-            ],
+            outputs=dual_outputs(),
         )
 
     @classmethod
     def validate_inputs(cls, sampler_name=None, scheduler=None, merge=None):
-        # The host checks V1 combos itself; V3 combos (0.3.x) are checked here.
-        return first_error(choice_error("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
-                           choice_error("scheduler", scheduler, comfy.samplers.SCHEDULER_NAMES),
-                           choice_error("merge", merge, MERGE_MODES))
+        return check_choices(sampler_name, scheduler, merge)
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
@@ -105,14 +140,17 @@ class SafetyDualGuider(io.ComfyNode):
                 weight_input(),
                 threshold_input(),
                 refresh_input(),
+                io.Sigmas.Input("full_sigmas", optional=True, tooltip=(
+                    "Two-stage sampling (SplitSigmas): the whole schedule, so that context_threshold counts "
+                    "its steps. Unconnected: the threshold counts the steps of the sigmas this guider samples.")),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, safe_positive, cfg, safety_weight,
-                context_threshold, refresh=1) -> io.NodeOutput:
+                context_threshold, refresh=1, full_sigmas=None) -> io.NodeOutput:
         check_conditioning("positive", positive)
         check_conditioning("safe_positive", safe_positive)
         return io.NodeOutput(make_guider(model, positive, negative, safe_positive, cfg, safety_weight,
-                                         context_threshold, refresh))
+                                         context_threshold, refresh, full_sigmas))

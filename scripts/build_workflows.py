@@ -283,9 +283,34 @@ def gated_txt2img(info):
     return g
 
 
+def two_stage_safe(info, split=2):
+    g = Graph(info, "two_stage_safe")
+    g.note("Two-stage safe sampling (base + refiner, or Wan 2.2's high/low-noise experts).\n\n"
+           "Two KSampler Advanced (Safety Dual Latent) nodes split one schedule of "
+           f"{STEPS} steps at step {split}: the first returns its latent with leftover noise, the second continues "
+           "it without adding noise. context_threshold counts steps of the WHOLE schedule, so tau 0.5 keeps "
+           f"steps 1-{STEPS // 2} on your prompt alone whichever stage runs them; with merge=at_end the first "
+           "stage hands both streams to the second through its latent. Put your base model in the first "
+           "stage and your refiner (or low-noise expert) in the second.", (20, 0), (760, 190))
+    ck, enc, neg, lat = common(g)
+    kw = dict(noise_seed=SEED, steps=STEPS, cfg=7.0, sampler_name="euler", scheduler="normal",
+              safety_weight=0.6, context_threshold=0.5, merge="at_end")
+    first = g.add("DualLatentKSamplerAdvanced", (C2, None), title=f"Stage 1: steps 0..{split}", model=out(ck, 0),
+                  add_noise="enable", positive=out(enc, 0), negative=out(neg, 0), safe_positive=out(enc, 1),
+                  latent_image=out(lat, 0), start_at_step=0, end_at_step=split,
+                  return_with_leftover_noise="enable", **kw)
+    second = g.add("DualLatentKSamplerAdvanced", (C3, None), title=f"Stage 2: steps {split}..end",
+                   model=out(ck, 0), add_noise="disable", positive=out(enc, 0), negative=out(neg, 0),
+                   safe_positive=out(enc, 1), latent_image=out(first, 0), start_at_step=split,
+                   end_at_step=10000, return_with_leftover_noise="disable", **kw)
+    dec = g.add("VAEDecode", (C4, None), samples=out(second, 0), vae=out(ck, 2))
+    g.add("SaveImage", (C5, None), images=out(dec, 0), filename_prefix="safety/two_stage_safe")
+    return g
+
+
 BUILDERS = {"safe_txt2img": safe_txt2img, "safe_txt2img_custom_sampler": safe_txt2img_custom_sampler,
             "manual_dual_branches": manual_dual_branches, "weight_sweep": weight_sweep,
-            "gated_txt2img": gated_txt2img}
+            "gated_txt2img": gated_txt2img, "two_stage_safe": two_stage_safe}
 
 
 def build_all(object_info, out_dir=WORKFLOW_DIR, names=None):

