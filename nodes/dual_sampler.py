@@ -9,6 +9,12 @@ object), then runs DualLatentGuider:
   stream (replaying them, so the shared leading steps cost no model call), then
   (1 - w) * z_u + w * z_s. Both runs share the seed, sigmas and therefore the noise of
   ancestral/SDE samplers. Model cost N + (N - k) steps.
+
+With a region (nodes/region.py) the weight becomes w * m per latent pixel: every_step merges
+the branches' denoised estimates so in the guider; at_end merges the final latents so, and
+its `auto` region comes from the two streams' denoised estimates at the steps after the
+threshold (read from the sampler's callback: no model call). A region known to be empty
+before sampling runs the host's KSampler; one that covers everything runs the global method.
 """
 import comfy.model_management
 import comfy.sample
@@ -16,10 +22,12 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 import nodes
+import torch
 
 from .guider import DualLatentGuider
 from .latent_math import check_finite, check_unit_interval, choice_error, context_steps, weighted_merge
 from .refresh import check_refresh
+from .region import AutoRegion, region_merge, resolve, to_pixels
 
 MERGE_MODES = ("every_step", "at_end")
 
@@ -65,16 +73,48 @@ def run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask, callbac
     return check_finite("sampler output", samples)
 
 
-def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold, refresh=1):
+def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold, refresh=1,
+                region_mode="none", region=None, region_threshold=0.5):
     guider = DualLatentGuider(model)
     guider.set_conds(positive, negative, safe_positive)
     guider.set_safety(cfg, safety_weight, context_threshold, refresh)
+    guider.set_region(region_mode, region, region_threshold)
     return guider
 
 
+def region_output(model, shape, mask):
+    """The region as a pixel-space MASK (each latent pixel a block of the model's downscale)."""
+    scale = getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", 8)
+    return to_pixels(mask.to(comfy.model_management.intermediate_device()), scale)
+
+
+def traced(callback, seen, start):
+    """The sampler callback, also handing each step's denoised estimate from step `start` on
+    to `seen(step, x0)` (no model call); the callback itself when there is nothing to see."""
+    if seen is None:
+        return callback
+
+    def trace(step, x0, x, total):
+        if step >= start:
+            seen(step, x0)
+        callback(step, x0, x, total)
+    return trace
+
+
+def auto_from_streams(auto, user_x0):
+    """at_end's auto region: each safe step's estimate against the user's at the same step."""
+    auto.reset()
+
+    def seen(step, x0):
+        if step in user_x0:
+            auto.update(user_x0.pop(step), x0)
+    return seen
+
+
 def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
-                latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step", refresh=1):
-    """Returns (latent, user_latent, safe_latent) as LATENT dicts."""
+                latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step", refresh=1,
+                region_mode="none", region=None, region_threshold=0.5):
+    """Returns (latent, user_latent, safe_latent) as LATENT dicts and the region as a MASK."""
     w = check_unit_interval("safety_weight", safety_weight)
     tau = check_unit_interval("context_threshold", context_threshold)
     if check_refresh(refresh) > 1 and merge == "at_end":
@@ -89,44 +129,59 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     check_conditioning("safe_positive", safe_positive)
     check_finite("latent_image", latent["samples"])
     check_latent_channels(model, latent["samples"])
+    # The region is resolved before sampling: an empty one costs no model call.
+    guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau, refresh, region_mode, region,
+                         region_threshold)
+    shape = latent["samples"].shape
+    active, where = resolve(guider.region, shape) if w > 0.0 else (False, None)
+    w = w if active else 0.0
+    ones = torch.ones((shape[0], 1) + tuple(shape[2:]))
 
     def as_latent(samples):
         out = latent.copy()
         out["samples"] = samples
         return out
 
+    def outputs(merged, user, safe, mask):
+        return as_latent(merged), as_latent(user), as_latent(safe), region_output(model, shape, mask)
+
     # The host's own path where the method reduces to it: no extra model call at all.
-    if w == 0.0 or (w == 1.0 and tau == 0.0 and merge == "every_step"):
+    if w == 0.0 or (w == 1.0 and tau == 0.0 and merge == "every_step" and where is None):
         cond = positive if w == 0.0 else safe_positive
         (out,) = nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, cond, negative, latent,
                                        denoise=denoise)
         check_finite("sampler output", out["samples"])
-        return out, out, out
+        return out, out, out, region_output(model, shape, ones * w)
 
     latent_image, noise, noise_mask, sigmas, sampler = prepare_inputs(
         model, seed, steps, sampler_name, scheduler, latent, denoise)
     n = int(sigmas.shape[-1]) - 1
 
     if merge == "every_step":
-        guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau, refresh)
         samples = run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask,
                              progress_callback(model, n), seed)
+        mask = ones if where is None else (where.final(shape) if isinstance(where, AutoRegion) else where)
         branches = guider.branch_estimates()
         if branches is None:  # no step after the threshold computed both branches
-            return as_latent(samples), as_latent(samples), as_latent(samples)
+            return outputs(samples, samples, samples, mask)
         user, safe = (model.model.process_latent_out(b).to(samples.device) for b in branches)
-        return as_latent(samples), as_latent(user), as_latent(safe)
+        return outputs(samples, user, safe, mask)
 
     # at_end: the user stream records its pre-threshold outputs, the safe stream replays them.
     k = context_steps(tau, n)
     total = n + (n - k)
+    auto, user_x0 = isinstance(where, AutoRegion), {}
     user_guider = make_guider(model, positive, negative, None, cfg, 0.0, tau)
     user_guider.record = []
     z_u = run_guider(user_guider, noise, latent_image, sampler, sigmas, noise_mask,
-                     progress_callback(model, total), seed)
+                     traced(progress_callback(model, total), user_x0.__setitem__ if auto else None, k), seed)
     safe_guider = make_guider(model, positive, negative, safe_positive, cfg, 1.0, tau)
     safe_guider.replay = user_guider.record
     z_s = run_guider(safe_guider, noise, latent_image, sampler, sigmas, noise_mask,
-                     progress_callback(model, total, offset=n, skip_below=k), seed)
-    merged = weighted_merge(z_u, z_s, w, names=("user_latent", "safe_latent"))
-    return as_latent(merged), as_latent(z_u), as_latent(z_s)
+                     traced(progress_callback(model, total, offset=n, skip_below=k),
+                            auto_from_streams(where, user_x0) if auto else None, k), seed)
+    if where is None:
+        merged = weighted_merge(z_u, z_s, w, names=("user_latent", "safe_latent"))
+        return outputs(merged, z_u, z_s, ones)
+    mask = where.final(shape) if isinstance(where, AutoRegion) else where
+    return outputs(region_merge(z_u, z_s, w, mask), z_u, z_s, mask)

@@ -4,6 +4,7 @@ from comfy_api.latest import io
 
 from .dual_sampler import MERGE_MODES, check_conditioning, make_guider, sample_dual
 from .latent_math import choice_error, first_error
+from .region import REGION_MODES
 
 
 def weight_input():
@@ -24,6 +25,22 @@ def refresh_input():
                                 "only every r-th model evaluation and its last correction is reused in between "
                                 "(about 1 + 1/(2r) x a KSampler at cfg > 1, 1 + 1/r x at cfg 1): faster, "
                                 "approximate.")
+
+
+def region_inputs():
+    """The optional region inputs (issue 13), shared by the sampler and the guider."""
+    return [
+        io.Mask.Input("region", optional=True, tooltip=(
+            "Where the safety stream may act (white), used with region_mode 'mask'; soft masks allowed. "
+            "Pixel-space masks are resized to the latent: one mask for the batch or one per item.")),
+        io.Combo.Input("region_mode", options=list(REGION_MODES), default="none", optional=True, tooltip=(
+            "none: the whole image (the global method). mask: only inside `region`. auto: only where the "
+            "safety context changes the prediction, found from the two branches (no extra model call).")),
+        io.Float.Input("region_threshold", default=0.5, min=0.0, max=1.0, step=0.01, optional=True, tooltip=(
+            "auto: a latent pixel joins the region when its change, relative to the image's largest change "
+            "and averaged over the steps after the threshold, is above this. Higher = a tighter region; "
+            "1 = nowhere (plain KSampler).")),
+    ]
 
 
 class DualLatentKSampler(io.ComfyNode):
@@ -57,6 +74,7 @@ class DualLatentKSampler(io.ComfyNode):
                                        "(one batched model call, about 1.5x a KSampler); at_end: two full streams, "
                                        "merged once at the end (N + (N - k) steps)."),
                 refresh_input(),
+                *region_inputs(),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent", tooltip="The result: (1 - w) * user + w * safe, per the merge mode."),
@@ -68,22 +86,28 @@ class DualLatentKSampler(io.ComfyNode):
                     "at_end: the safety-context stream, started from your stream after the threshold. "
                     "every_step: the final-step denoised estimate of the safety-context branch. Repeats "
                     "`latent` where that branch was not computed (safety_weight 0 or 1).")),
+                io.Mask.Output("region_mask", display_name="region", tooltip=(
+                    "Where the safety stream acted (pixel space, one mask per batch item): the fitted `region`, "
+                    "the auto region, all white for region_mode none, all black where safety did not act "
+                    "(safety_weight 0, or an empty region).")),
             ],
         )
 
     @classmethod
-    def validate_inputs(cls, sampler_name=None, scheduler=None, merge=None):
+    def validate_inputs(cls, sampler_name=None, scheduler=None, merge=None, region_mode=None):
         # The host checks V1 combos itself; V3 combos (0.3.x) are checked here.
         return first_error(choice_error("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
                            choice_error("scheduler", scheduler, comfy.samplers.SCHEDULER_NAMES),
-                           choice_error("merge", merge, MERGE_MODES))
+                           choice_error("merge", merge, MERGE_MODES),
+                           choice_error("region_mode", region_mode, REGION_MODES))
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
-                latent_image, denoise, safety_weight, context_threshold, merge, refresh=1) -> io.NodeOutput:
+                latent_image, denoise, safety_weight, context_threshold, merge, refresh=1, region=None,
+                region_mode="none", region_threshold=0.5) -> io.NodeOutput:
         return io.NodeOutput(*sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                           safe_positive, latent_image, denoise, safety_weight, context_threshold,
-                                          merge, refresh))
+                                          merge, refresh, region_mode, region, region_threshold))
 
 
 class SafetyDualGuider(io.ComfyNode):
@@ -105,14 +129,19 @@ class SafetyDualGuider(io.ComfyNode):
                 weight_input(),
                 threshold_input(),
                 refresh_input(),
+                *region_inputs(),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, safe_positive, cfg, safety_weight,
-                context_threshold, refresh=1) -> io.NodeOutput:
+    def validate_inputs(cls, region_mode=None):
+        return first_error(choice_error("region_mode", region_mode, REGION_MODES))
+
+    @classmethod
+    def execute(cls, model, positive, negative, safe_positive, cfg, safety_weight, context_threshold, refresh=1,
+                region=None, region_mode="none", region_threshold=0.5) -> io.NodeOutput:
         check_conditioning("positive", positive)
         check_conditioning("safe_positive", safe_positive)
         return io.NodeOutput(make_guider(model, positive, negative, safe_positive, cfg, safety_weight,
-                                         context_threshold, refresh))
+                                         context_threshold, refresh, region_mode, region, region_threshold))
