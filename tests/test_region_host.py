@@ -141,6 +141,18 @@ def test_guider_and_sampler_agree_and_auto_adds_no_model_call(s, merge):
         assert torch.equal(latent["samples"][inside], (0.5 * user["samples"] + 0.5 * safe["samples"])[inside])
 
 
+def test_auto_region_with_refresh_adds_no_model_call(s):
+    """With refresh r the reused steps' safety estimate (user + last correction) feeds the auto region."""
+    m, log = recorded_model(s.model)
+    s.dual(0.5, 0.2, "every_step", model=m, steps=10, refresh=2)
+    glob_calls = log.sizes()
+    log.reset()
+    region = s.dual(0.5, 0.2, "every_step", model=m, steps=10, refresh=2, region_mode="auto",
+                    region_threshold=0.8)[3]
+    assert log.sizes() == glob_calls == [2, 2] + [3, 2] * 4
+    assert 0.0 < float(region.mean()) < 1.0
+
+
 def test_custom_sampler_guider_with_region_equals_dual_ksampler(s):
     h = s.host
     latent = h.empty_latent(64, 64, 2)
