@@ -58,4 +58,4 @@ class DualLatentKSamplerAdvanced(io.ComfyNode):
                      force_full_denoise=return_with_leftover_noise != "enable")
         return io.NodeOutput(*sample_dual(model, noise_seed, steps, cfg, sampler_name, scheduler, positive,
                                           negative, safe_positive, latent_image, 1.0, safety_weight,
-                                          context_threshold, merge, stage=stage))
+                                          context_threshold, merge, stage=stage)[:3])

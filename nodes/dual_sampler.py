@@ -13,6 +13,11 @@ object), then runs DualLatentGuider:
 With a `stage` (DualLatentKSamplerAdvanced) only part of the schedule runs, sliced as the host's
 KSamplerAdvanced slices it; tau stays a fraction of the whole schedule (the guider is given
 it), and at_end stages hand both streams on inside the latent.
+With a region (nodes/region.py) the weight becomes w * m per latent pixel: every_step merges
+the branches' denoised estimates so in the guider; at_end merges the final latents so, and
+its `auto` region comes from the two streams' denoised estimates at the steps after the
+threshold (read from the sampler's callback: no model call). A region known to be empty
+before sampling runs the host's KSampler; one that covers everything runs the global method.
 """
 import comfy.model_management
 import comfy.sample
@@ -27,6 +32,7 @@ from .guider import DualLatentGuider
 from .latent_math import (check_finite, check_unit_interval, choice_error, context_steps, segment_sigmas,
                           weighted_merge)
 from .refresh import check_refresh
+from .region import AutoRegion, region_merge, resolve, to_pixels
 
 MERGE_MODES = ("every_step", "at_end")
 STREAMS_KEY = "safety_dual_streams"  # at_end: (user, safe, merged) carried from one stage to the next
@@ -71,18 +77,48 @@ def run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask, callbac
 
 
 def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold, refresh=1,
-                schedule_sigmas=None):
+                schedule_sigmas=None, region_mode="none", region=None, region_threshold=0.5):
     guider = DualLatentGuider(model)
     guider.set_conds(positive, negative, safe_positive)
     guider.set_safety(cfg, safety_weight, context_threshold, refresh)
     guider.schedule_sigmas = schedule_sigmas
+    guider.set_region(region_mode, region, region_threshold)
     return guider
+
+
+def region_output(model, shape, mask):
+    """The region as a pixel-space MASK (each latent pixel a block of the model's downscale)."""
+    scale = getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", 8)
+    return to_pixels(mask.to(comfy.model_management.intermediate_device()), scale)
+
+
+def traced(callback, seen, start):
+    """The sampler callback, also handing each step's denoised estimate from step `start` on
+    to `seen(step, x0)` (no model call); the callback itself when there is nothing to see."""
+    if seen is None:
+        return callback
+
+    def trace(step, x0, x, total):
+        if step >= start:
+            seen(step, x0)
+        callback(step, x0, x, total)
+    return trace
+
+
+def auto_from_streams(auto, user_x0):
+    """at_end's auto region: each safe step's estimate against the user's at the same step."""
+    auto.reset()
+
+    def seen(step, x0):
+        if step in user_x0:
+            auto.update(user_x0.pop(step), x0)
+    return seen
 
 
 def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
                 latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step", refresh=1,
-                stage=None):
-    """Returns (latent, user_latent, safe_latent) as LATENT dicts.
+                region_mode="none", region=None, region_threshold=0.5, stage=None):
+    """Returns (latent, user_latent, safe_latent) as LATENT dicts and the region as a MASK.
 
     `stage` (KSamplerAdvanced's part of the schedule): dict(start_step, last_step,
     force_full_denoise, disable_noise). tau stays a fraction of the whole schedule."""
@@ -101,6 +137,13 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     check_conditioning("safe_positive", safe_positive)
     check_finite("latent_image", latent["samples"])
     check_latent_channels(model, latent["samples"])
+    # The region is resolved before sampling: an empty one costs no model call.
+    guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau, refresh, None, region_mode, region,
+                         region_threshold)
+    shape = latent["samples"].shape
+    active, where = resolve(guider.region, shape) if w > 0.0 else (False, None)
+    w = w if active else 0.0
+    ones = torch.ones((shape[0], 1) + tuple(shape[2:]))
 
     def as_latent(samples, streams=None):
         out = {k: v for k, v in latent.items() if k != STREAMS_KEY}
@@ -109,31 +152,36 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
             out[STREAMS_KEY] = streams
         return out
 
+    def outputs(merged, user, safe, mask, streams=None):
+        return (as_latent(merged, streams), as_latent(user), as_latent(safe),
+                region_output(model, shape, mask))
+
     # The host's own path where the method reduces to it: no extra model call at all.
-    if w == 0.0 or (w == 1.0 and tau == 0.0 and merge == "every_step"):
+    if w == 0.0 or (w == 1.0 and tau == 0.0 and merge == "every_step" and where is None):
         cond = positive if w == 0.0 else safe_branch_conditioning(positive, safe_positive)
         (out,) = nodes.common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, cond, negative, latent,
                                        denoise=denoise, **host_stage_args(stage))
-        out = as_latent(check_finite("sampler output", out["samples"]))
-        return out, out, out
+        samples = check_finite("sampler output", out["samples"])
+        return outputs(samples, samples, samples, ones * w)
 
     latent_image, noise, noise_mask, full_sigmas, sampler = prepare_inputs(
         model, seed, steps, sampler_name, scheduler, latent, denoise, stage.get("disable_noise", False))
     sigmas = segment_sigmas(full_sigmas, stage.get("start_step"), stage.get("last_step"),
                             stage.get("force_full_denoise", False))
     if sigmas is None:  # no step in this stage: the host returns the latent as it came
-        return as_latent(latent_image), as_latent(latent_image), as_latent(latent_image)
+        return outputs(latent_image, latent_image, latent_image, ones * 0.0)
     n, run = int(full_sigmas.shape[-1]) - 1, int(sigmas.shape[-1]) - 1
 
     if merge == "every_step":
-        guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau, refresh, full_sigmas)
+        guider.schedule_sigmas = full_sigmas
         samples = run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask,
                              progress_callback(model, run), seed)
+        mask = ones if where is None else (where.final(shape) if isinstance(where, AutoRegion) else where)
         branches = guider.branch_estimates()
         if branches is None:  # no step after the threshold computed both branches
-            return as_latent(samples), as_latent(samples), as_latent(samples)
+            return outputs(samples, samples, samples, mask)
         user, safe = (model.model.process_latent_out(b).to(samples.device) for b in branches)
-        return as_latent(samples), as_latent(user), as_latent(safe)
+        return outputs(samples, user, safe, mask)
 
     # at_end: the user stream records its pre-threshold outputs, the safe stream replays them.
     # Steps are counted on the whole schedule: this stage runs first..first + run.
@@ -142,21 +190,29 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     user_start, safe_start = carried_streams(latent) or (latent_image, latent_image)
     safe_steps = max(0, first + run - max(k, first))
     total = run + safe_steps
+    auto, user_x0 = isinstance(where, AutoRegion), {}
+    local_k = run - safe_steps   # the first step of this stage after the threshold
     user_guider = make_guider(model, positive, negative, None, cfg, 0.0, tau, schedule_sigmas=full_sigmas)
     user_guider.record = []
     z_u = run_guider(user_guider, noise, user_start, sampler, sigmas, noise_mask,
-                     progress_callback(model, total), seed)
+                     traced(progress_callback(model, total), user_x0.__setitem__ if auto else None, local_k), seed)
     z_s = z_u  # before the threshold the safe stream is the user stream
     if safe_steps > 0:
         safe_guider = make_guider(model, positive, negative, safe_positive, cfg, 1.0, tau,
                                   schedule_sigmas=full_sigmas)
         safe_guider.replay = user_guider.record
         z_s = run_guider(safe_guider, noise, safe_start, sampler, sigmas, noise_mask,
-                         progress_callback(model, total, offset=run, skip_below=run - safe_steps), seed)
-    merged = weighted_merge(z_u, z_s, w, names=("user_latent", "safe_latent"))
+                         traced(progress_callback(model, total, offset=run, skip_below=local_k),
+                                auto_from_streams(where, user_x0) if auto else None, local_k), seed)
+    if where is None:
+        mask = ones
+        merged = weighted_merge(z_u, z_s, w, names=("user_latent", "safe_latent"))
+    else:
+        mask = where.final(shape) if auto else where
+        merged = region_merge(z_u, z_s, w, mask)
     # A stage that stops early hands both streams to the next at_end stage with the latent.
     streams = (z_u, z_s, merged) if first + run < n else None
-    return as_latent(merged, streams), as_latent(z_u), as_latent(z_s)
+    return outputs(merged, z_u, z_s, mask, streams)
 
 
 def host_stage_args(stage):

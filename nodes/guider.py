@@ -10,15 +10,21 @@ which equals the per-step weighted sum of the two streams for samplers linear in
 Before the threshold, at w = 0, or at w = 1 the guider is the host's own CFG path with
 one positive, so no branch with weight 0 is ever evaluated. With refresh r > 1 the safety
 branch is measured at every r-th evaluation after the threshold only (nodes/refresh.py).
+
+With a region (set_region; the math in region.py) w becomes w * m per latent pixel: a given
+MASK fitted to the latent, or the `auto` region grown from the two branches' difference at each
+dual step (no extra model call). An empty region is w = 0, a full one the global merge.
 """
 import math
 
 import comfy.samplers
+import comfy.utils
 import node_helpers
 
 from .cond_math import safe_branch_conditioning
 from .latent_math import at_or_below, check_unit_interval, switch_sigma, weighted_merge
 from .refresh import CorrectionCache, check_refresh
+from .region import AutoRegion, FixedRegion, check_region_settings, region_merge, resolve
 
 
 def has_cfg_hooks(model_options):
@@ -36,6 +42,7 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
     last_branches = None  # (user, uncond, safe) denoised of the latest dual step, for previews
     refresh = 1           # measure the safety branch every `refresh`-th evaluation after the threshold
     schedule_sigmas = None  # the whole schedule when this run is one stage of it (tau counts its steps)
+    region = None  # where the safety stream may act: None (everywhere), FixedRegion or AutoRegion
 
     def set_conds(self, positive, negative, safe_positive=None):
         conds = {"positive": positive, "negative": negative}
@@ -56,6 +63,8 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
 
     def sample(self, *args, **kwargs):
         self.corrections = CorrectionCache(self.refresh)  # per run: the count starts at the threshold
+        if self.region is not None:
+            self.region.reset()  # the auto region belongs to one sampling run
         return super().sample(*args, **kwargs)
 
     def before_threshold(self, timestep, model_options):
@@ -81,19 +90,19 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
             if not bool((sigma == timestep).all()):
                 raise RuntimeError("at_end replay went out of step with the user stream")
             return out
-        w = 0.0 if before else self.safety_weight
+        w, region = self.step_region(x, 0.0 if before else self.safety_weight)
         positive = self.conds.get("positive")
         negative = self.conds.get("negative")
-        if w == 0.0 or w == 1.0:
+        if w == 0.0 or (w == 1.0 and region is None):
             cond = positive if w == 0.0 else self.conds["safe_positive"]
             out = comfy.samplers.sampling_function(self.inner_model, x, timestep, negative, cond, self.cfg,
                                                    model_options=model_options, seed=seed)
             if before and self.record is not None:
                 self.record.append((timestep.clone(), out.clone()))
             return out
-        return self.dual_cfg(x, timestep, model_options, w, positive, negative, self.conds["safe_positive"])
+        return self.dual_cfg(x, timestep, model_options, w, positive, negative, self.conds["safe_positive"], region)
 
-    def dual_cfg(self, x, timestep, model_options, w, positive, negative, safe):
+    def dual_cfg(self, x, timestep, model_options, w, positive, negative, safe, region=None):
         # Same rule as the host: at cfg 1 the negative branch contributes nothing.
         uncond = negative
         if math.isclose(self.cfg, 1.0) and not model_options.get("disable_cfg1_optimization", False):
@@ -107,7 +116,7 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
                 self.inner_model, [positive, uncond], x, timestep, model_options)
             safe_pred = self.corrections.safe_estimate(user_pred)
         self.last_branches = (user_pred, uncond_pred, safe_pred)
-        cond_pred = weighted_merge(user_pred, safe_pred, w, names=("user branch", "safe branch"))
+        cond_pred = self.merge_branches(user_pred, safe_pred, w, region)
         # sampling_function() is skipped, so re-apply its pre-cfg hooks on the merged branch;
         # cfg_function() then applies the host's cfg and post-cfg hooks as usual.
         out = [cond_pred, uncond_pred]
@@ -116,6 +125,32 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
                       "input": x, "sigma": timestep, "model": self.inner_model, "model_options": model_options})
         return comfy.samplers.cfg_function(self.inner_model, out[0], out[1], self.cfg, x, timestep,
                                            model_options=model_options, cond=positive, uncond=uncond)
+
+    # -- region (issue 13): where the safety stream may act ---------------------------------
+
+    def set_region(self, region_mode="none", region=None, region_threshold=0.5):
+        """region_mode none: everywhere; mask: the MASK `region`; auto: from the branches."""
+        check_region_settings(region_mode, region)
+        threshold = check_unit_interval("region_threshold", region_threshold)
+        self.region = None
+        if region_mode == "mask":
+            self.region = FixedRegion(region, comfy.utils.reshape_mask)
+        elif region_mode == "auto":
+            self.region = AutoRegion(threshold)
+
+    def step_region(self, x, w):
+        """(weight, region) for one evaluation: weight 0 where the region is empty, region None
+        where it is the whole latent (then the global method runs, bit for bit)."""
+        if w == 0.0 or self.region is None:
+            return w, None
+        active, region = resolve(self.region, x.shape)
+        return (w if active else 0.0), region
+
+    def merge_branches(self, user, safe, w, region):
+        if region is None:
+            return weighted_merge(user, safe, w, names=("user branch", "safe branch"))
+        mask = region.update(user, safe) if isinstance(region, AutoRegion) else region
+        return region_merge(user, safe, w, mask)
 
     def branch_estimates(self):
         """Per-branch guided x0 estimates of the latest dual step (host latent space), or None."""

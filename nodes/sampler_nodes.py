@@ -5,6 +5,7 @@ from comfy_api.latest import io
 
 from .dual_sampler import MERGE_MODES, check_conditioning, make_guider, sample_dual
 from .latent_math import choice_error, first_error
+from .region import REGION_MODES
 
 
 def model_input():
@@ -56,6 +57,22 @@ def refresh_input():
                                 "approximate.")
 
 
+def region_inputs():
+    """The optional region inputs (issue 13), shared by the sampler and the guider."""
+    return [
+        io.Mask.Input("region", optional=True, tooltip=(
+            "Where the safety stream may act (white), used with region_mode 'mask'; soft masks allowed. "
+            "Pixel-space masks are resized to the latent: one mask for the batch or one per item.")),
+        io.Combo.Input("region_mode", options=list(REGION_MODES), default="none", optional=True, tooltip=(
+            "none: the whole image (the global method). mask: only inside `region`. auto: only where the "
+            "safety context changes the prediction, found from the two branches (no extra model call).")),
+        io.Float.Input("region_threshold", default=0.5, min=0.0, max=1.0, step=0.01, optional=True, tooltip=(
+            "auto: a latent pixel joins the region when its change, relative to the image's largest change "
+            "and averaged over the steps after the threshold, is above this. Higher = a tighter region; "
+            "1 = nowhere (plain KSampler).")),
+    ]
+
+
 def merge_input():
     return io.Combo.Input("merge", options=list(MERGE_MODES), default="every_step",
                           tooltip="every_step: the streams are merged at every step after the threshold "
@@ -75,6 +92,13 @@ def dual_outputs():
             "every_step: the final-step denoised estimate of the safety-context branch. Repeats "
             "`latent` where that branch was not computed (safety_weight 0 or 1).")),
     ]
+
+
+def region_output():
+    return io.Mask.Output("region_mask", display_name="region", tooltip=(
+        "Where the safety stream acted (pixel space, one mask per batch item): the fitted `region`, "
+        "the auto region, all white for region_mode none, all black where safety did not act "
+        "(safety_weight 0, or an empty region)."))
 
 
 def check_choices(sampler_name=None, scheduler=None, merge=None, more=()):
@@ -105,20 +129,22 @@ class DualLatentKSampler(io.ComfyNode):
                 threshold_input(),
                 merge_input(),
                 refresh_input(),
+                *region_inputs(),
             ],
-            outputs=dual_outputs(),
+            outputs=[*dual_outputs(), region_output()],
         )
 
     @classmethod
-    def validate_inputs(cls, sampler_name=None, scheduler=None, merge=None):
-        return check_choices(sampler_name, scheduler, merge)
+    def validate_inputs(cls, sampler_name=None, scheduler=None, merge=None, region_mode=None):
+        return check_choices(sampler_name, scheduler, merge, [("region_mode", region_mode, REGION_MODES)])
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
-                latent_image, denoise, safety_weight, context_threshold, merge, refresh=1) -> io.NodeOutput:
+                latent_image, denoise, safety_weight, context_threshold, merge, refresh=1, region=None,
+                region_mode="none", region_threshold=0.5) -> io.NodeOutput:
         return io.NodeOutput(*sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                           safe_positive, latent_image, denoise, safety_weight, context_threshold,
-                                          merge, refresh))
+                                          merge, refresh, region_mode, region, region_threshold))
 
 
 class SafetyDualGuider(io.ComfyNode):
@@ -143,14 +169,21 @@ class SafetyDualGuider(io.ComfyNode):
                 io.Sigmas.Input("full_sigmas", optional=True, tooltip=(
                     "Two-stage sampling (SplitSigmas): the whole schedule, so that context_threshold counts "
                     "its steps. Unconnected: the threshold counts the steps of the sigmas this guider samples.")),
+                *region_inputs(),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
         )
 
     @classmethod
+    def validate_inputs(cls, region_mode=None):
+        return first_error(choice_error("region_mode", region_mode, REGION_MODES))
+
+    @classmethod
     def execute(cls, model, positive, negative, safe_positive, cfg, safety_weight,
-                context_threshold, refresh=1, full_sigmas=None) -> io.NodeOutput:
+                context_threshold, refresh=1, full_sigmas=None, region=None, region_mode="none",
+                region_threshold=0.5) -> io.NodeOutput:
         check_conditioning("positive", positive)
         check_conditioning("safe_positive", safe_positive)
         return io.NodeOutput(make_guider(model, positive, negative, safe_positive, cfg, safety_weight,
-                                         context_threshold, refresh, full_sigmas))
+                                         context_threshold, refresh, full_sigmas, region_mode, region,
+                                         region_threshold))

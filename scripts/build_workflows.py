@@ -173,6 +173,12 @@ def sampler_values(**over):
     return v
 
 
+def dual_sampler(g, ck, enc, neg, lat, **values):
+    """DualLatentKSampler wired to the usual left column, with sampler_values(**values)."""
+    return g.add("DualLatentKSampler", (C2, None), model=out(ck, 0), positive=out(enc, 0), negative=out(neg, 0),
+                 safe_positive=out(enc, 1), latent_image=out(lat, 0), **sampler_values(**values))
+
+
 def safe_txt2img(info):
     g = Graph(info, "safe_txt2img")
     g.note("Safe txt2img (Safety Dual Latent).\n\nSafetyContextEncode encodes your prompt and, with the "
@@ -181,8 +187,7 @@ def safe_txt2img(info):
            "is mixed in with safety_weight. merge=at_end also returns both branches: they are saved side by "
            "side (left: your prompt as plain KSampler gives it; right: the safety stream).", (20, 0), (700, 170))
     ck, enc, neg, lat = common(g)
-    ks = g.add("DualLatentKSampler", (C2, None), model=out(ck, 0), positive=out(enc, 0), negative=out(neg, 0),
-               safe_positive=out(enc, 1), latent_image=out(lat, 0), **sampler_values())
+    ks = dual_sampler(g, ck, enc, neg, lat)
     dec = g.add("VAEDecode", (C3, None), title="Decode result", samples=out(ks, 0), vae=out(ck, 2))
     dec_u = g.add("VAEDecode", (C3, None), title="Decode user branch", samples=out(ks, 1), vae=out(ck, 2))
     dec_s = g.add("VAEDecode", (C3, None), title="Decode safe branch", samples=out(ks, 2), vae=out(ck, 2))
@@ -308,9 +313,51 @@ def two_stage_safe(info, split=2):
     return g
 
 
+REGION_MASK = "safety_region_mask.png"  # workflows/inputs/, copied into ComfyUI/input by setup_host.sh
+
+
+def region_result(g, ks, ck, name):
+    """Decode the result and save it beside the `region` output (white = where safety acted)."""
+    dec = g.add("VAEDecode", (C3, None), title="Decode result", samples=out(ks, 0), vae=out(ck, 2))
+    shown = g.add("MaskToImage", (C3, None), title="Region as an image", mask=out(ks, 3))
+    side = g.add("ImageStitch", (C4, None), title="Result | region", image1=out(dec, 0), image2=out(shown, 0),
+                 direction="right", match_image_size=True, spacing_width=0, spacing_color="white")
+    g.add("SaveImage", (C5, None), title="Save result | region", images=out(side, 0),
+          filename_prefix=f"safety/{name}")
+
+
+def safe_region_txt2img(info):
+    g = Graph(info, "safe_region_txt2img")
+    g.note("Protect only the region (auto).\n\nregion_mode=auto: the sampler finds where the safety context "
+           "changes the prediction (the difference of the two branches, normalised per image, smoothed, "
+           "averaged over the steps after the threshold, above region_threshold, grown by one latent pixel) and "
+           "mixes the safety stream in there only; everywhere else the image is your prompt's (with "
+           "merge=at_end: exactly KSampler's latent). No extra model call. The `region` output shows where "
+           "safety acted: saved beside the result. Raise region_threshold for a tighter region.", (20, 0), (760, 190))
+    ck, enc, neg, lat = common(g)
+    ks = dual_sampler(g, ck, enc, neg, lat, region_mode="auto", region_threshold=0.5)
+    region_result(g, ks, ck, "safe_region_txt2img")
+    return g
+
+
+def safe_region_mask_txt2img(info):
+    g = Graph(info, "safe_region_mask_txt2img")
+    g.note("Protect only the region (your mask).\n\nLoadImageMask loads a mask (white = where the safety stream "
+           f"may act; here {REGION_MASK}, an ellipse; upload your own, or draw one with the mask editor on a "
+           "Load Image node and link its MASK). region_mode=mask: inside the mask the streams are mixed with "
+           "safety_weight (soft masks mix partly), outside it the result is your prompt's image (merge=at_end: "
+           "exactly KSampler's latent). One mask for the batch, or one per image.", (20, 0), (760, 190))
+    ck, enc, neg, lat = common(g)
+    mask = g.add("LoadImageMask", (C0, None), title="Region mask", image=REGION_MASK, channel="red")
+    ks = dual_sampler(g, ck, enc, neg, lat, region=out(mask, 0), region_mode="mask")
+    region_result(g, ks, ck, "safe_region_mask_txt2img")
+    return g
+
+
 BUILDERS = {"safe_txt2img": safe_txt2img, "safe_txt2img_custom_sampler": safe_txt2img_custom_sampler,
             "manual_dual_branches": manual_dual_branches, "weight_sweep": weight_sweep,
-            "gated_txt2img": gated_txt2img, "two_stage_safe": two_stage_safe}
+            "gated_txt2img": gated_txt2img, "two_stage_safe": two_stage_safe,
+            "safe_region_txt2img": safe_region_txt2img, "safe_region_mask_txt2img": safe_region_mask_txt2img}
 
 
 def build_all(object_info, out_dir=WORKFLOW_DIR, names=None):

@@ -105,6 +105,11 @@ if [ "$(readlink -f "$LINK" 2>/dev/null)" != "$PACK_DIR" ]; then
   ln -s "$PACK_DIR" "$LINK"
 fi
 
+# 5b. input files the example workflows load (LoadImageMask's mask), unless the user has their own
+for f in "$PACK_DIR"/workflows/inputs/*; do
+  [ -f "$f" ] && [ ! -e "$COMFY/input/$(basename "$f")" ] && cp "$f" "$COMFY/input/"
+done
+
 # 6. tiny test checkpoint --------------------------------------------------------------
 CKPT="$COMFY/models/checkpoints/tiny-sd15-random.safetensors"
 if [ ! -f "$CKPT" ]; then

@@ -54,7 +54,7 @@ def _is_widget(spec):
 
 def widget_slots(info):
     """The names behind each position of `widgets_values`, UI-only slots marked CONTROL/UPLOAD."""
-    slots = []
+    slots, upload = [], False
     for name, spec in _ordered_inputs(info):
         if not _is_widget(spec):
             continue
@@ -66,9 +66,10 @@ def widget_slots(info):
             slots.append(CONTROL)
         elif (isinstance(kind, list) or kind == "COMBO") and opts.get("control_after_generate"):
             slots.append(CONTROL)
-        if opts.get("image_upload") or opts.get("video_upload") or opts.get("audio_upload"):
-            slots.append(UPLOAD)
-    return slots
+        upload = upload or bool(opts.get("image_upload") or opts.get("video_upload") or opts.get("audio_upload"))
+    # The frontend adds the upload button after the node's other widgets (LoadImageMask:
+    # image, channel, upload).
+    return slots + [UPLOAD] if upload else slots
 
 
 def _widget_values(node, info):

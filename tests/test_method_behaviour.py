@@ -32,7 +32,7 @@ def test_batch_img2img_and_inpainting(s):
     mask[..., 2:6, 2:6] = 1.0
     inpaint = {"samples": init["samples"][:1], "noise_mask": mask}
     for merge in ("every_step", "at_end"):
-        latent, user, safe = s.dual(0.5, 0.2, merge, latent_image=inpaint)
+        latent, user, safe, _ = s.dual(0.5, 0.2, merge, latent_image=inpaint)
         assert latent["noise_mask"] is mask and user["noise_mask"] is mask
         moved = (latent["samples"] - inpaint["samples"]).abs()
         outside, inside = moved[..., :2, :].max(), moved[..., 2:6, 2:6].mean()

@@ -35,7 +35,7 @@ def test_weight_one_threshold_zero_is_ksampler_on_the_safety_context(s, merge, s
 @pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m_sde", "heun"])
 @pytest.mark.parametrize("w,tau", [(0.5, 0.0), (0.3, 0.4), (1.0, 0.5)])
 def test_at_end_is_the_weighted_sum_of_its_branches_and_user_is_ksampler(s, sampler, w, tau):
-    latent, user, safe = s.dual(w, tau, "at_end", sampler_name=sampler)
+    latent, user, safe, _ = s.dual(w, tau, "at_end", sampler_name=sampler)
     assert same(user, s.ksampler(sampler_name=sampler))
     assert torch.equal(latent["samples"], (1 - w) * user["samples"] + w * safe["samples"])
     assert not torch.equal(user["samples"], safe["samples"])
@@ -105,7 +105,7 @@ def test_custom_sampler_guider_equals_dual_ksampler(s):
 
 
 def test_every_step_branch_outputs_bracket_the_result(s):
-    latent, user, safe = s.dual(0.5, 0.0, "every_step")
+    latent, user, safe, _ = s.dual(0.5, 0.0, "every_step")
     # For euler the last step lands on the merged denoised estimate, so the result is the
     # weighted sum of the two branch estimates (up to float rounding of the cfg algebra).
     mix = 0.5 * user["samples"] + 0.5 * safe["samples"]
@@ -117,7 +117,7 @@ def test_at_end_with_cfg_hooks_runs_the_shared_steps_for_real(s):
     # CFG++ samplers read the unconditional estimate through a post-cfg hook: replaying
     # outputs would starve the hook, so the safe stream evaluates its leading steps.
     m, log = recorded_model(s.model)
-    latent, user, safe = s.dual(0.5, 0.4, "at_end", model=m, steps=10, sampler_name="euler_ancestral_cfg_pp")
+    latent, user, safe, _ = s.dual(0.5, 0.4, "at_end", model=m, steps=10, sampler_name="euler_ancestral_cfg_pp")
     assert len(log.calls) == 20
     assert same(user, s.ksampler(steps=10, sampler_name="euler_ancestral_cfg_pp"))
     assert torch.equal(latent["samples"], 0.5 * user["samples"] + 0.5 * safe["samples"])

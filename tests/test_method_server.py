@@ -42,10 +42,14 @@ def test_object_info_has_the_contracted_interface(server):
     assert list(ks["input"]["required"]) == ["model", "seed", "steps", "cfg", "sampler_name", "scheduler", "positive",
                                              "negative", "safe_positive", "latent_image", "denoise", "safety_weight",
                                              "context_threshold", "merge"]
-    assert ks["output_name"] == ["latent", "user_latent", "safe_latent"]
+    assert list(ks["input"]["optional"]) == ["refresh", "region", "region_mode", "region_threshold"]
+    assert ks["input"]["optional"]["region"][0] == "MASK"
+    assert ks["output_name"] == ["latent", "user_latent", "safe_latent", "region"]
+    assert ks["output"] == ["LATENT", "LATENT", "LATENT", "MASK"]
     g = info["SafetyDualGuider"]
     assert list(g["input"]["required"]) == ["model", "positive", "negative", "safe_positive", "cfg", "safety_weight",
                                             "context_threshold"]
+    assert list(g["input"]["optional"]) == ["refresh", "region", "region_mode", "region_threshold"]
     assert g["output"] == ["GUIDER"]
     assert list(g["input"]["optional"]) == ["refresh", "full_sigmas"]
     adv, host_adv = info["DualLatentKSamplerAdvanced"], info["KSamplerAdvanced"]
@@ -74,6 +78,8 @@ def test_graph_runs_and_writes_an_image(server):
     ("2__preset", "no-such-preset", "preset"),
     ("2__mode", "rewrite", "mode"),
     ("5__merge", "sometimes", "merge"),
+    ("5__region_mode", "sometimes", "region_mode"),
+    ("5__region_threshold", 1.5, "region_threshold"),
 ])
 def test_bad_values_get_400_naming_the_input(server, key, value, input_name):
     status, body = server.post_prompt(graph(**{key: value}))

@@ -90,7 +90,7 @@ def test_refresh_one_is_the_default_and_one_post_threshold_step_is_exact(s):
     assert same(s.dual(0.5, 0.3, "every_step", steps=8, refresh=1)[0], s.dual(0.5, 0.3, "every_step", steps=8)[0])
     # Only one evaluation after the threshold (k = 4 of 5): any refresh measures it, bit for bit.
     one = s.dual(0.5, 0.8, "every_step", steps=5)
-    for a, b in zip(one, s.dual(0.5, 0.8, "every_step", steps=5, refresh=3)):
+    for a, b in zip(one[:3], s.dual(0.5, 0.8, "every_step", steps=5, refresh=3)[:3]):   # the latents
         assert same(a, b)
 
 

@@ -12,7 +12,8 @@ from workflow_files import (EXPECTED, WORKFLOW_DIR, convert, load_workflow, widg
 from workflow_to_api import ConversionError
 
 PACK_NAME = "comfyui-safety-dual-latent"
-REQUIRED = ["safe_txt2img", "safe_txt2img_custom_sampler", "manual_dual_branches", "weight_sweep"]
+REQUIRED = ["safe_txt2img", "safe_txt2img_custom_sampler", "manual_dual_branches", "weight_sweep",
+            "safe_region_txt2img", "safe_region_mask_txt2img"]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,9 @@ def test_workflow_widgets_match_the_host(object_info, name):
             if wname == "control_after_generate":
                 assert value in ("fixed", "increment", "decrement", "randomize")
                 continue
+            if wname == "upload":  # the frontend's upload button (LoadImageMask)
+                assert value == "image"
+                continue
             kind = spec[wname][0]
             opts = spec[wname][1] if len(spec[wname]) > 1 else {}
             choices = kind if isinstance(kind, list) else opts.get("options")
@@ -106,6 +110,17 @@ def test_workflow_runs_on_the_real_server(server, object_info, name):
                 sizes.setdefault(node_id, []).append(im.size)
     if name == "safe_txt2img":  # the user and safe branches side by side
         assert sorted(map(tuple, sizes.values())) == [((64, 64),), ((128, 64),)]
+    if name.startswith("safe_region"):  # the result beside the region where safety acted
+        [[size]] = sizes.values()
+        assert size == (128, 64)
+        [img] = entry["outputs"][next(iter(saves))]["images"]
+        with Image.open(server.output_dir / img["subfolder"] / img["filename"]) as im:
+            region = im.convert("L").crop((64, 0, 128, 64))
+            lo, hi = region.getextrema()
+        ks = next(n for n in wf["nodes"] if n["type"] == "DualLatentKSampler")
+        assert ks["widgets_values"][-2] == ("mask" if "mask" in name else "auto")
+        if "mask" in name:  # the loaded ellipse, fitted to the latent: part of the image
+            assert (lo, hi) == (0, 255)
     if name == "weight_sweep":  # one image per safety_weight
         n_samplers = sum(1 for n in wf["nodes"] if n["type"] == "DualLatentKSampler")
         assert [len(v) for v in sizes.values()] == [n_samplers] and n_samplers >= 5

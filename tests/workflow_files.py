@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACK_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PACK_DIR / "scripts"))
-from workflow_to_api import convert, widget_slots, CONTROL  # noqa: E402,F401
+from workflow_to_api import convert, widget_slots, CONTROL, UPLOAD  # noqa: E402,F401
 
 WORKFLOW_DIR = PACK_DIR / "workflows"
 OUR_NODES = {"SafetyContextEncode", "DualLatentKSampler", "DualLatentKSamplerAdvanced", "SafetyDualGuider",
@@ -19,6 +19,8 @@ EXPECTED = {
     "weight_sweep": {"SafetyContextEncode", "DualLatentKSampler", "LatentBatch"},
     "gated_txt2img": {"SafetyPromptGate", "DualLatentKSampler"},
     "two_stage_safe": {"SafetyContextEncode", "DualLatentKSamplerAdvanced", "SaveImage"},
+    "safe_region_txt2img": {"SafetyContextEncode", "DualLatentKSampler", "MaskToImage", "SaveImage"},
+    "safe_region_mask_txt2img": {"LoadImageMask", "DualLatentKSampler", "MaskToImage", "SaveImage"},
 }
 
 
@@ -32,4 +34,5 @@ def load_workflow(name):
 
 def widget_names(object_info, ctype):
     """The widget names the frontend gives a node, UI-only control widgets included."""
-    return [s if isinstance(s, str) else "control_after_generate" for s in widget_slots(object_info[ctype])]
+    return [s if isinstance(s, str) else "upload" if s is UPLOAD else "control_after_generate"
+            for s in widget_slots(object_info[ctype])]
