@@ -48,7 +48,7 @@ def test_weight_one_threshold_zero_is_ksampler_on_the_safe_branch(fam, merge):
 
 def test_at_end_is_the_weighted_sum_of_its_branches_and_user_is_ksampler(fam):
     w = 0.3
-    latent, user, safe = fam.dual(w, 0.5, "at_end")
+    latent, user, safe = fam.dual(w, 0.5, "at_end")[:3]
     assert same(user, fam.ksampler())
     assert torch.equal(latent["samples"], (1 - w) * user["samples"] + w * safe["samples"])
     assert not torch.equal(user["samples"], safe["samples"])
@@ -93,7 +93,7 @@ def test_texts_of_equal_length_run_in_one_call_per_step(fam):
 def test_batch_of_two(fam, merge):
     latent = fam.empty_latent(batch_size=2)
     assert same(fam.dual(0.0, 0.5, merge, latent_image=latent)[0], fam.ksampler(latent_image=latent))
-    out, user, safe = fam.dual(0.5, 0.5, merge, latent_image=latent)
+    out, user, safe = fam.dual(0.5, 0.5, merge, latent_image=latent)[:3]
     assert out["samples"].shape[0] == 2
     assert bool(torch.isfinite(out["samples"]).all())
     if merge == "at_end":
@@ -130,7 +130,7 @@ def test_video_latent_with_a_per_frame_noise_mask(fam, merge):
     latent = {"samples": source, "noise_mask": mask}
     ref = fam.ksampler(latent_image=latent)
     assert same(fam.dual(0.0, 0.5, merge, latent_image=latent)[0], ref)
-    out, user, safe = fam.dual(0.5, 0.5, merge, latent_image=latent)
+    out, user, safe = fam.dual(0.5, 0.5, merge, latent_image=latent)[:3]
     assert torch.allclose(out["samples"][:, :, 0], source[:, :, 0], atol=1e-5)   # the kept frame
     assert not torch.equal(out["samples"][:, :, 1:], ref["samples"][:, :, 1:])
     if merge == "at_end":

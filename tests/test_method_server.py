@@ -49,9 +49,8 @@ def test_object_info_has_the_contracted_interface(server):
     g = info["SafetyDualGuider"]
     assert list(g["input"]["required"]) == ["model", "positive", "negative", "safe_positive", "cfg", "safety_weight",
                                             "context_threshold"]
-    assert list(g["input"]["optional"]) == ["refresh", "region", "region_mode", "region_threshold"]
+    assert list(g["input"]["optional"]) == ["refresh", "full_sigmas", "region", "region_mode", "region_threshold"]
     assert g["output"] == ["GUIDER"]
-    assert list(g["input"]["optional"]) == ["refresh", "full_sigmas"]
     adv, host_adv = info["DualLatentKSamplerAdvanced"], info["KSamplerAdvanced"]
     # KSamplerAdvanced's inputs in its order, the safety context after the conditionings, ours last.
     ours = ["safety_weight", "context_threshold", "merge"]

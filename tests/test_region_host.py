@@ -200,8 +200,14 @@ def test_a_different_mask_per_batch_item(s, merge):
     px = torch.stack([torch.zeros(64, 64), half_mask()[0]])
     out, user, safe, region = s.dual(0.6, 0.3, merge, latent_image=latent, region_mode="mask", region=px)
     ref = s.ksampler(latent_image=latent)
-    # the item with an empty region is the plain KSampler's, bit for bit
-    assert torch.equal(out["samples"][0], ref["samples"][0])
+    # the item with an empty region is the plain KSampler's: bit for bit with at_end (its user
+    # stream is the host's own 2-cond call); with every_step its user branch comes out of the
+    # batched 3-cond call (the safe branch now batches with it, issue 12), whose float summation
+    # order differs from KSampler's 2-cond call in the last bits
+    if merge == "at_end":
+        assert torch.equal(out["samples"][0], ref["samples"][0])
+    else:
+        assert torch.allclose(out["samples"][0], ref["samples"][0], rtol=1e-5, atol=1e-3)
     assert not torch.equal(out["samples"][1], ref["samples"][1])
     assert torch.equal(region, px)
 
