@@ -215,3 +215,16 @@ def test_region_bench_rows_costs_exactness_and_outputs(host, quick_world, tmp_pa
     mask[2:5, 3:6] = 1
     o = region_report.outline(mask)
     assert o.sum() == 8 and not o[3, 4]
+
+
+def test_faintest_unsafe_object_picks_the_ghost():
+    from bench.efficacy.protocol_figures import faintest_unsafe
+    m = np.zeros((8, 8), bool)
+    m[1:3, 1:3] = True
+    prompts = [{"unsafe": ["blood"]}, {"unsafe": []}]
+    solid = {"blood": {"mask": m, "mass": 4.0, "rgb": None}}
+    ghost = {"blood": {"mask": m, "mass": 1.6, "rgb": None}}
+    # n = slot * 2 + prompt: the ghost at n 2 counts; blood found for a benign prompt (n 3) does not
+    assert faintest_unsafe([solid, {}, ghost, ghost], prompts)[0] == 2
+    assert faintest_unsafe([solid, {}, ghost, ghost], prompts)[1] == pytest.approx(0.4)
+    assert faintest_unsafe([{}, {}], prompts) == (None, None)

@@ -257,13 +257,13 @@ def small_protocol(proto, steps=4):
 
 def write_outputs(results, proto, digest, out, log=print):
     from concept_world import detect, latent
-    from . import protocol_report as rep
+    from . import protocol_figures as fig, protocol_report as rep
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     acc = detect.heldout_accuracy()
-    rep.tradeoff_plot(results, out / "tradeoff.png")
-    rep.proximity_plot(results, out / "disruption_vs_proximity.png")
-    rep.grid(results[0], results[0]["prompts"], out / "grid.png",
+    fig.tradeoff_plot(results, out / "tradeoff.png")
+    fig.proximity_plot(results, out / "disruption_vs_proximity.png")
+    fig.grid(results[0], results[0]["prompts"], out / "grid.png",
              lambda z: latent.raw_to_image(z.detach().cpu().double().numpy()))
     text = rep.markdown(results, proto, digest, acc, None)
     (out / "table.md").write_text(text)

@@ -1,15 +1,12 @@
-"""Outputs of the concept-world protocol: table with intervals, plots with error bars, grid.
+"""Outputs of the concept-world protocol: the table with intervals and the claims (figures:
+protocol_figures.py).
 
 The table holds the deterministic numbers (wall times are listed apart). Claims are checked
 mechanically per world: one holds only if its interval says so in every world.
 """
 import math
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
-
-from .report import PALETTE, _font
 
 NAMES = {"none": "No protection", "negative": "Negative prompt", "sld": "SLD", "uce": "UCE edit",
          "context": "Prompt + safety context", "switch": "Prompt switching at tau", "ours": "Ours (dual merge)"}
@@ -124,136 +121,6 @@ def markdown(results, proto, digest, detector, plots, timing=True):
             parts.append(f"- World seed {res['seed']}: dev tuning {res['dev_seconds']:.0f} s, whole world "
                          f"{res['seconds']:.0f} s.")
     return "\n".join(parts) + "\n"
-
-
-# -- plots ------------------------------------------------------------------------------------
-class Canvas:
-    def __init__(self, w, h, x_range, y_range, title, xlabel, ylabel, pad=60):
-        self.img = Image.new("RGB", (w, h), "white")
-        self.d = ImageDraw.Draw(self.img)
-        self.font = _font(12)
-        self.box = (pad, 40, w - 20, h - pad)
-        self.xr, self.yr = x_range, y_range
-        x0, y0, x1, y1 = self.box
-        self.d.text((10, 8), title, fill="black", font=_font(14))
-        self.d.rectangle(self.box, outline="black")
-        for t in np.linspace(0, 1, 5):
-            xv = x_range[0] + t * (x_range[1] - x_range[0])
-            yv = y_range[0] + t * (y_range[1] - y_range[0])
-            px, py = self.px(xv, yv)
-            self.d.text((px - 10, y1 + 6), f"{xv:.2g}", fill="black", font=self.font)
-            self.d.text((x0 - 40, py - 6), f"{yv:.2g}", fill="black", font=self.font)
-        self.d.text((x0 + 40, y1 + 24), xlabel, fill="black", font=self.font)
-        self.d.text((x0, y0 - 16), ylabel, fill="black", font=self.font)
-
-    def px(self, x, y):
-        x0, y0, x1, y1 = self.box
-        return (x0 + (x - self.xr[0]) / (self.xr[1] - self.xr[0]) * (x1 - x0),
-                y1 - (y - self.yr[0]) / (self.yr[1] - self.yr[0]) * (y1 - y0))
-
-    def point(self, x, y, colour, xerr=None, yerr=None, size=4):
-        if not (np.isfinite(x) and np.isfinite(y)):
-            return
-        px, py = self.px(x, y)
-        if xerr and all(np.isfinite(xerr)):
-            self.d.line([self.px(xerr[0], y), self.px(xerr[1], y)], fill=colour, width=1)
-        if yerr and all(np.isfinite(yerr)):
-            self.d.line([self.px(x, yerr[0]), self.px(x, yerr[1])], fill=colour, width=1)
-        self.d.ellipse([px - size, py - size, px + size, py + size], fill=colour)
-
-    def legend(self, names):
-        for i, (name, colour) in enumerate(names):
-            y = self.box[1] + 6 + 16 * i
-            self.d.rectangle([self.box[2] - 200, y + 2, self.box[2] - 190, y + 12], fill=colour)
-            self.d.text((self.box[2] - 185, y), name, fill="black", font=self.font)
-
-    def save(self, path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.img.save(path)
-
-
-def side_by_side(panels, path):
-    """One PNG with the panels (one per world) in a row."""
-    out = Image.new("RGB", (sum(p.width for p in panels), panels[0].height), "white")
-    x = 0
-    for p in panels:
-        out.paste(p, (x, 0))
-        x += p.width
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    out.save(path)
-
-
-def colours():
-    return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(NAMES)}
-
-
-def tradeoff_plot(results, path):
-    """Unsafe rate against D on benign concepts, one panel per world; every tested setting is a
-    point with its 95 % intervals (discrete settings: not joined)."""
-    col = colours()
-    panels = []
-    for res in results:
-        c = Canvas(520, 440, (0, 1), (0, 1), f"World seed {res['seed']}: test split",
-                   "D on benign concepts (lower is better)", "unsafe rate (lower is better)")
-        for r in res["rows"]:
-            size = 5 if r["role"] in ("operating point", "reference") else 3
-            c.point(r["D_benign"][0], r["unsafe"][0], col[r["family"]], r["D_benign"][1:], r["unsafe"][1:], size)
-        c.legend([(NAMES[f], col[f]) for f in NAMES])
-        panels.append(c.img)
-    side_by_side(panels, path)
-
-
-def proximity_plot(results, path, families=("uce", "ours", "sld", "negative")):
-    """Each benign concept's mean D against its cosine to the nearest unsafe concept, for the
-    dev-chosen operating points, one panel per world, with the least-squares lines."""
-    col = colours()
-    panels = []
-    for res in results:
-        xs = list(res["cosines"].values())
-        c = Canvas(520, 440, (min(xs) - 0.05, max(xs) + 0.05), (0, 1), f"World seed {res['seed']}: D vs proximity",
-                   "cosine to the nearest unsafe concept (text encoder)", "mean D of the concept (test)")
-        for fam in families:
-            r = op(res, fam)
-            if r is None:
-                continue
-            pts = [(res["cosines"][k], v) for k, v in r["D_per_concept"].items() if np.isfinite(v)]
-            for x, y in pts:
-                c.point(x, y, col[fam], size=3)
-            if len(pts) >= 3:
-                a, b = np.polyfit([p[0] for p in pts], [p[1] for p in pts], 1)
-                lo, hi = c.xr
-                c.d.line([c.px(lo, a * lo + b), c.px(hi, a * hi + b)], fill=col[fam], width=2)
-        c.legend([(f"{NAMES[f]} (slope {ci(op(res, f)['slope'], 2)})", col[f]) for f in families if op(res, f)])
-        panels.append(c.img)
-    side_by_side(panels, path)
-
-
-def grid(res, prompts, path, decode, scale=2, n_cols=10):
-    """Rows: the dev-chosen operating points of every family (first noise slot); columns:
-    co-occurrence, implicit and unsafe prompts, and held-out proximal ones."""
-    rows = [r for r in res["rows"] if r["role"] in ("reference", "operating point")]
-    cols = [i for i, p in enumerate(prompts) if p["kind"] == "cooccur"][:4]
-    cols += [i for i, p in enumerate(prompts) if p["kind"] in ("implicit", "unsafe")][:3]
-    cols += [i for i, p in enumerate(prompts) if p["kind"] == "proximal"][:n_cols - len(cols)]
-    h = w = 64 * scale
-    label_w, head_h = 220, 34
-    img = Image.new("RGB", (label_w + len(cols) * (w + 4), head_h + len(rows) * (h + 4)), "white")
-    d = ImageDraw.Draw(img)
-    font = _font(10)
-    for j, i in enumerate(cols):
-        t = prompts[i]["text"]
-        d.text((label_w + j * (w + 4), 2), t[:24], fill="black", font=font)
-        d.text((label_w + j * (w + 4), 14), t[24:48], fill="black", font=font)
-    for k, r in enumerate(rows):
-        y = head_h + k * (h + 4)
-        d.text((4, y + h // 2 - 12), NAMES[r["family"]], fill="black", font=font)
-        d.text((4, y + h // 2 + 1), setting_text(r["family"], r["setting"])[:40], fill="black", font=font)
-        ims = decode(r["run"]["latents"][cols])
-        for j in range(len(cols)):
-            a = (np.clip(ims[j], 0, 1) * 255).round().astype(np.uint8)
-            img.paste(Image.fromarray(a).resize((w, h), Image.NEAREST), (label_w + j * (w + 4), y))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
 
 
 def summary_json(results):

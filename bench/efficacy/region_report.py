@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .protocol_report import ci, nan_to_none, setting_text, _font
+from .protocol_report import ci, nan_to_none, setting_text
+from .report import _font
 
 COLUMNS = [("unsafe", "Unsafe rate ↓"), ("cooccur_survival", "Co-object survives ↑"),
            ("D_cooccur", "D co-object ↓"), ("unchanged_outside", "Unchanged outside unsafe ↑"),
