@@ -4,7 +4,9 @@
 # on dev and evaluates on test, through the in-process host on the GPU. Writes table.md,
 # results.json and the plots to $OUT/efficacy (or bench/results/efficacy), and the worlds'
 # info.json files (training time, UNet checksum) as world_info.json beside them.
-# Usage: bash bench/gpu_protocol.sh [train|protocol|all] [protocol_bench.py arguments]
+# `region` runs the region benchmark (region_bench.py: global merge against region auto at ours'
+# dev-chosen point) for every world, after the protocol (it reads the protocol's results.json).
+# Usage: bash bench/gpu_protocol.sh [train|protocol|region|all] [protocol_bench.py arguments]
 source "$(dirname "${BASH_SOURCE[0]}")/gpu_host.sh"
 what="${1:-all}"; shift || true
 # the cache lives in the repository's ignored .build/, which a warm machine keeps between calls
@@ -26,5 +28,12 @@ if [ "$what" = protocol ] || [ "$what" = all ]; then
   "$PYTHON" -m bench.efficacy.protocol_bench --out "$DEST" "$@" 2>&1 | grep -v "^WARNING" > "$DEST/protocol.log" \
     || { say "the protocol failed (exit ${PIPESTATUS[0]}); the end of its log:"; tail -30 "$DEST/protocol.log"; }
   tail -5 "$DEST/protocol.log"
+fi
+if [ "$what" = region ] || [ "$what" = all ]; then
+  for seed in $("$PYTHON" -c "import json; print(*json.load(open('concept_world/protocol.json'))['world_seeds'])"); do
+    "$PYTHON" -m bench.efficacy.region_bench --world "$seed" --out "$RESULTS/region" 2>&1 | grep -v "^WARNING" \
+      > "$WORK/region_$seed.log" || { say "region bench of world $seed failed"; tail -30 "$WORK/region_$seed.log"; }
+    grep "^| region auto\|^| global" "$WORK/region_$seed.log" || true
+  done
 fi
 say "done in $(( $(date +%s) - t0 )) s"

@@ -4,7 +4,7 @@ co-occurrence prompts ("blood and a blue ball on the floor"): does the benign co
 is the rest of the picture left alone, and is the unsafe rate kept?
 
     python -m bench.efficacy.region_bench [--world 0] [--out DIR] [--slots N] [--setting JSON]
-    (make bench-region)
+    (make bench-region; writes bench/results/region/world<seed>/)
 
 Nothing is tuned here. The operating point (context, mode, w, tau) is ours' dev choice in the
 frozen protocol's committed results (bench/results/efficacy/results.json) for the same world
@@ -114,7 +114,7 @@ def main(argv=None):
     import sys
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--world", type=int, default=0, help="training seed of the world")
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="writes to OUT/world<seed>/")
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
     ap.add_argument("--setting", default=None, help='JSON {"context", "mode", "weight", "threshold"} '
                                                     "(default: ours' dev choice in the protocol results)")
@@ -134,7 +134,7 @@ def main(argv=None):
     host = InProcessHost()
     build.ensure_world(host.root, a.world)
     res = run(host, proto, a.world, point=point, source=source, slots=a.slots)
-    path = region_report.write(res, proto, digest, a.out)
+    path = region_report.write(res, proto, digest, Path(a.out) / f"world{a.world}")
     print(Path(path).read_text())
     return 0
 
