@@ -11,6 +11,7 @@ Sizes are the smallest the host's detector accepts; Flux and Qwen-Image have fix
 (24 heads x 128, 3072 hidden) and stay large.
 
 Usage: python build_family_checkpoints.py --comfyui PATH --out DIR [--family NAME ...] [--seed N]
+       [--text-encoders DIR] [--models DIR]
 """
 import argparse
 import os
@@ -33,7 +34,7 @@ FAMILIES = {
                                           "params": {"in_features": 4096, "out_features": 128}},
                  num_patches=1024, pos_embed_max_size=32, pos_embed_scaling_factor=None, input_size=None,
                  x_block_self_attn_layers=[]), "SD3"),
-    "flux_dev": (dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096,
+    "flux_dev": (dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=2048, context_in_dim=4096,
                       hidden_size=3072, mlp_ratio=4.0, num_heads=24, depth=1, depth_single_blocks=0,
                       axes_dim=[16, 56, 56], theta=10000, qkv_bias=True, guidance_embed=True, patch_size=2),
                  "Flux"),
@@ -59,8 +60,16 @@ FAMILIES = {
 LARGE = ("flux_dev", "qwen_image")
 
 
+# Real Flux takes CLIP-L's 768-wide pooled vector; the tiny one takes 2048, what the host's
+# SD3 text path gives for CLIP-L alone (768 + CLIP-G's 1280 zeros), the text encoder the
+# browser test runs flux_safe_txt2img.json with (T5-XXL is 4.8 B parameters). A family whose
+# tiny config changed gets a new file name, so an older cached build is never reused.
+REVISIONS = {"flux_dev": "pooled2048"}
+
+
 def file_name(family):
-    return f"tiny-{family.replace('_', '-')}-random.safetensors"
+    rev = f"-{REVISIONS[family]}" if family in REVISIONS else ""
+    return f"tiny-{family.replace('_', '-')}{rev}-random.safetensors"
 
 
 def init_buffers_(module, generator):
@@ -159,6 +168,8 @@ def main():
     ap.add_argument("--family", action="append", choices=sorted(FAMILIES), help="default: all missing ones")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--text-encoders", help="also build the T5-base text encoder into this folder if missing")
+    ap.add_argument("--models", help="also build the workflows' text encoders and VAEs (build_family_encoders.py) "
+                                     "under this models folder, the missing ones")
     args = ap.parse_args()
     add_host_to_path(args.comfyui)
     from comfy.cli_args import args as host_args
@@ -170,6 +181,10 @@ def main():
         report(r)
     if args.text_encoders and not os.path.exists(os.path.join(args.text_encoders, T5_BASE_FILE)):
         report(build_t5_base(args.text_encoders, args.seed))
+    if args.models:
+        from build_family_encoders import build_encoder, missing
+        for name in missing(args.models):
+            report(build_encoder(name, args.models, args.seed))
 
 
 def report(r):

@@ -360,9 +360,15 @@ BUILDERS = {"safe_txt2img": safe_txt2img, "safe_txt2img_custom_sampler": safe_tx
             "safe_region_txt2img": safe_region_txt2img, "safe_region_mask_txt2img": safe_region_mask_txt2img}
 
 
+def all_builders():
+    """BUILDERS and the model-family workflows (scripts/family_workflows.py, which uses this module)."""
+    from family_workflows import FAMILY_BUILDERS
+    return {**BUILDERS, **FAMILY_BUILDERS}
+
+
 def build_all(object_info, out_dir=WORKFLOW_DIR, names=None):
     written = []
-    for name, build in BUILDERS.items():
+    for name, build in all_builders().items():
         if names and name not in names:
             continue
         try:
@@ -380,7 +386,7 @@ def build_all(object_info, out_dir=WORKFLOW_DIR, names=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--object-info", help="a saved /object_info JSON (default: start the host and ask it)")
-    ap.add_argument("names", nargs="*", help=f"only these ({', '.join(BUILDERS)})")
+    ap.add_argument("names", nargs="*", help=f"only these ({', '.join(all_builders())})")
     args = ap.parse_args()
     if args.object_info:
         info = json.loads(Path(args.object_info).read_text())

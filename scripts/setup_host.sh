@@ -6,7 +6,9 @@
 #   - the host's requirements (torch pinned), this pack linked into custom_nodes/,
 #   - the tiny SD1.5-format test checkpoint,
 #   - tiny diffusion models of the other model families the tests cover (SDXL, SD3, Flux dev,
-#     Qwen-Image, Wan 2.1 T2V/I2V, Wan 2.2 5B, HunyuanVideo, LTXV), checked by the host's loader.
+#     Qwen-Image, Wan 2.1 T2V/I2V, Wan 2.2 5B, HunyuanVideo, LTXV), checked by the host's loader,
+#     and the text encoders and VAEs the family workflows load (full-size CLIP-L and CLIP-G,
+#     TAESD-format and small Wan 2.1 VAEs).
 # Idempotent: each step leaves a stamp and is skipped when its stamp is current.
 set -euo pipefail
 
@@ -124,13 +126,16 @@ import os, sys
 sys.path.insert(0, sys.argv[1])
 from build_family_checkpoints import FAMILIES, file_name
 from build_family_checkpoints import T5_BASE_FILE
-te = os.path.join(os.path.dirname(sys.argv[2]), "text_encoders", T5_BASE_FILE)
-sys.exit(1 if not os.path.exists(te) or any(not os.path.exists(os.path.join(sys.argv[2], file_name(f)))
-                                            for f in FAMILIES) else 0)
+from build_family_encoders import missing
+models = os.path.dirname(sys.argv[2])
+te = os.path.join(models, "text_encoders", T5_BASE_FILE)
+sys.exit(1 if not os.path.exists(te) or missing(models) or any(
+    not os.path.exists(os.path.join(sys.argv[2], file_name(f))) for f in FAMILIES) else 0)
 PYEOF
-  step "building the tiny model-family diffusion models (seeded random weights; about 1.9 GB, Flux and Qwen-Image most of it)"
+  step "building the tiny model-family diffusion models, text encoders and VAEs (seeded random weights;" \
+       "about 3.5 GB, Flux, Qwen-Image and the full-size CLIP-G most of it)"
   "$PY" "$PACK_DIR/scripts/build_family_checkpoints.py" --comfyui "$COMFY" --out "$FAMILY_DIR" \
-      --text-encoders "$COMFY/models/text_encoders"
+      --text-encoders "$COMFY/models/text_encoders" --models "$COMFY/models"
 }
 
 step "ready in $(( $(date +%s) - t0 )) s: host $COMFY, python $PY"

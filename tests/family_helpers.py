@@ -28,7 +28,7 @@ def randn(*shape, seed):
 SPECS = {
     "sdxl": dict(text=2048, pooled=1280, latent="image4", cfg=4.0, tokens=(77, 154, 77), calls=(1, 1)),
     "sd3": dict(text=4096, pooled=2048, latent="image16", cfg=4.0, calls=(2, 3)),
-    "flux_dev": dict(text=4096, pooled=768, latent="image16", cfg=1.0, guidance=2.0, calls=(1, 2)),
+    "flux_dev": dict(text=4096, pooled=2048, latent="image16", cfg=1.0, guidance=2.0, calls=(1, 2)),
     "qwen_image": dict(text=3584, pooled=None, latent="image16", cfg=2.5, calls=(2, 3)),
     "wan21_t2v": dict(text=4096, pooled=None, latent="video16", cfg=4.0, calls=(2, 3)),
     "wan21_i2v": dict(text=4096, pooled=None, latent="video16", cfg=4.0, start_image=True, calls=(2, 3)),
