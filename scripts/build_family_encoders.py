@@ -90,6 +90,7 @@ def build_encoder(name, models_dir, seed=0):
             module.vae_shift.fill_(0.0)
     sd = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()
           if "position_ids" not in k}
+    del module  # CLIP-G in float32 is 2.8 GB: gone before the host's loader reads the file back
     path = encoder_path(models_dir, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path[:-len(".safetensors")] + ".partial.safetensors"

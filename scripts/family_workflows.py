@@ -27,6 +27,13 @@ def encode(g, clip, negative):
     return enc, neg
 
 
+def sample_and_decode(g, model, positive, enc, neg, lat, vae, **values):
+    """DualLatentKSampler (safe_positive straight from the encoder) and VAEDecode of its result."""
+    ks = g.add("DualLatentKSampler", (C2, None), model=model, positive=positive, negative=out(neg, 0),
+               safe_positive=out(enc, 1), latent_image=out(lat, 0), **sampler_values(**values))
+    return g.add("VAEDecode", (C3, None), samples=out(ks, 0), vae=out(vae, 0))
+
+
 def sdxl_safe_txt2img(info):
     g = Graph(info, "sdxl_safe_txt2img")
     g.note("Safe txt2img on SDXL (separate model files).\n\nUNETLoader loads the SDXL diffusion model, "
@@ -40,9 +47,7 @@ def sdxl_safe_txt2img(info):
     vae = g.add("VAELoader", (C0, None), vae_name=ENCODERS["taesd4"][1])
     lat = g.add("EmptyLatentImage", (C0, None), width=SIZE, height=SIZE, batch_size=1)
     enc, neg = encode(g, clip, NEGATIVE)
-    ks = g.add("DualLatentKSampler", (C2, None), model=out(unet, 0), positive=out(enc, 0), negative=out(neg, 0),
-               safe_positive=out(enc, 1), latent_image=out(lat, 0), **sampler_values(cfg=6.0))
-    dec = g.add("VAEDecode", (C3, None), samples=out(ks, 0), vae=out(vae, 0))
+    dec = sample_and_decode(g, out(unet, 0), out(enc, 0), enc, neg, lat, vae, cfg=6.0)
     g.add("SaveImage", (C4, None), images=out(dec, 0), filename_prefix="safety/sdxl_safe_txt2img")
     return g
 
@@ -61,9 +66,7 @@ def flux_safe_txt2img(info):
     lat = g.add("EmptySD3LatentImage", (C0, None), width=SIZE, height=SIZE, batch_size=1)
     enc, neg = encode(g, clip, "")
     guided = g.add("FluxGuidance", (C2, None), conditioning=out(enc, 0), guidance=3.5)
-    ks = g.add("DualLatentKSampler", (C2, None), model=out(unet, 0), positive=out(guided, 0), negative=out(neg, 0),
-               safe_positive=out(enc, 1), latent_image=out(lat, 0), **sampler_values(cfg=1.0, scheduler="simple"))
-    dec = g.add("VAEDecode", (C3, None), samples=out(ks, 0), vae=out(vae, 0))
+    dec = sample_and_decode(g, out(unet, 0), out(guided, 0), enc, neg, lat, vae, cfg=1.0, scheduler="simple")
     g.add("SaveImage", (C4, None), images=out(dec, 0), filename_prefix="safety/flux_safe_txt2img")
     return g
 
@@ -83,9 +86,7 @@ def wan_safe_txt2video(info):
     lat = g.add("EmptyHunyuanLatentVideo", (C0, None), title="Empty latent video (5 frames)", width=SIZE,
                 height=SIZE, length=5, batch_size=1)
     enc, neg = encode(g, clip, WAN_NEGATIVE)
-    ks = g.add("DualLatentKSampler", (C2, None), model=out(shift, 0), positive=out(enc, 0), negative=out(neg, 0),
-               safe_positive=out(enc, 1), latent_image=out(lat, 0), **sampler_values(cfg=6.0, scheduler="simple"))
-    dec = g.add("VAEDecode", (C3, None), samples=out(ks, 0), vae=out(vae, 0))
+    dec = sample_and_decode(g, out(shift, 0), out(enc, 0), enc, neg, lat, vae, cfg=6.0, scheduler="simple")
     video = g.add("CreateVideo", (C3, None), images=out(dec, 0), fps=16.0)
     g.add("SaveVideo", (C4, None), video=out(video, 0), filename_prefix="safety/wan_safe_txt2video",
           format="auto", codec="auto")
