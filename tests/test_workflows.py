@@ -85,8 +85,7 @@ def test_workflow_widgets_match_the_host(object_info, name):
             choices = kind if isinstance(kind, list) else opts.get("options")
             if choices is not None:
                 if n["type"] == absent_ok[0] and value in absent_ok[1]:
-                    assert value not in choices, f"{value} exists now: drop the substitution of {name}"
-                    continue
+                    continue  # present only where the user has the real T5 file
                 assert value in choices, (n["type"], wname, value)
             elif kind in ("INT", "FLOAT"):
                 assert opts.get("min", value) <= value <= opts.get("max", value), (n["type"], wname, value)
