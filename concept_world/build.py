@@ -273,9 +273,11 @@ def world_config(seed=0, config=None):
     return dict(CONFIG, **(config or {}), seed=seed)
 
 
-def ensure_world(comfyui_path=None, seed=0, config=None, log=print):
+def ensure_world(comfyui_path=None, seed=0, config=None, log=print, name=None):
     """The trained world's checkpoint path for training seed `seed` (training first if the
-    cache lacks it); also linked into the host's models/checkpoints/ as checkpoint_name(seed)."""
+    cache lacks it); also linked into the host's models/checkpoints/ as `name`, by default
+    checkpoint_name(seed) (a world of another config takes its own name, so it never stands in
+    for the protocol's world)."""
     comfyui_path = Path(comfyui_path or default_comfyui_path())
     config = world_config(seed, config)
     workdir = cache_root() / config_hash(config)
@@ -284,7 +286,7 @@ def ensure_world(comfyui_path=None, seed=0, config=None, log=print):
         setup_host(comfyui_path)
         log(f"[world] training concept world seed {seed} into {workdir} (config {config})")
         train(config, workdir, log=log)
-    link(path, comfyui_path, checkpoint_name(seed))
+    link(path, comfyui_path, name or checkpoint_name(seed))
     return path
 
 
