@@ -331,7 +331,7 @@ def main():
               f"UNet sha256 {info['unet_sha256_16']})")
         if not a.no_gates:
             from . import gates
-            sys.path.insert(0, str(PACK_DIR))
+            sys.path.insert(0, str(PACK_DIR / "scripts"))   # comfy_host (the pack root would shadow the host's nodes module)
             from comfy_host import InProcessHost
             res = gates.check(InProcessHost(), seed)
             for text, rate in res["per_prompt"]:
