@@ -41,7 +41,6 @@ def operating_point(seed, results_path=PROTOCOL_RESULTS):
         w = worlds.get(s)
         if w and "ours" in (w.get("chosen") or {}):
             st = w["chosen"]["ours"]
-            st = st[0] if isinstance(st, list) else st
             sha = (w.get("info") or {}).get("unet_sha256_16", "?")
             return {k: st[k] for k in ("context", "mode", "weight", "threshold")}, \
                 f"ours' dev choice in the protocol run of world seed {s} (UNet `{sha}`)"
