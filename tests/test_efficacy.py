@@ -131,6 +131,30 @@ def test_uce_edits_a_clone_never_the_loaded_model_or_the_file(host, tiny, small)
     assert os.stat(path.resolve()).st_mtime_ns == before
 
 
+def test_uce_edit_is_computed_from_the_models_own_weights_whatever_clone_was_loaded(host, tiny):
+    """Regression: clones share one torch module, and the clone the host loaded last leaves its
+    patches in it. The protocol computed each UCE edit from those weights, so an edit that came
+    right after another one came out near zero (the v2 table's lambda-1 UCE rows)."""
+    import comfy.model_management
+    model, clip = tiny[0], tiny[1]
+    erase, keep = ("blood", "a knife"), ("",)
+    fresh, _ = baselines.uce_edit(model, clip, erase, "", keep, lam=1.0)
+    other, _ = baselines.uce_edit(model, clip, erase, "", keep, lam=0.1)
+    key = next(iter(fresh.patches))
+    base = model.model_state_dict()[key].clone()
+    comfy.model_management.load_models_gpu([other])
+    # the situation of the bug: the other edit sits in the weights the base patcher reads
+    assert not torch.equal(model.model_state_dict()[key], base)
+    again, _ = baselines.uce_edit(model, clip, erase, "", keep, lam=1.0)
+
+    def delta(m, k):
+        return m.patches[k][0][1][0]
+    assert set(again.patches) == set(fresh.patches)
+    assert all(torch.equal(delta(again, k), delta(fresh, k)) for k in fresh.patches)
+    assert delta(fresh, key).abs().max() > 0
+    assert torch.equal(model.model_state_dict()[key], base)   # the base patcher's own weights are back
+
+
 def test_at_end_shortcut_equals_the_node(host, small):
     world, (runs, _, _, _) = small
     bench = harness.Bench(host, world, log=lambda *a: None)

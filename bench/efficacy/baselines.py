@@ -166,13 +166,22 @@ def uce_weights(W, erase_src, erase_dst, preserve, lam):
     return torch.linalg.solve(rhs, lhs.T).T
 
 
+def own_weights(model):
+    """The weights `model` computes with: its own patches and no one else's. Clones share one
+    torch module, and the clone the host loaded last leaves its patches in it (an earlier UCE
+    edit, say), so the host loads this patcher first, which puts back the shared weights."""
+    import comfy.model_management
+    comfy.model_management.load_models_gpu([model])
+    return model.model_state_dict()
+
+
 def uce_edit(model, clip, erase, target, preserve=(), lam=0.1):
     """A clone of the ModelPatcher with every attn2.to_k / to_v edited; returns (clone, n_layers)."""
     src, dst = zip(*(aligned_pairs(clip, t, target) for t in erase))
     erase_src, erase_dst = torch.cat(src), torch.cat(dst)
     # preserved texts keep every one of their 77 rows (what attn2 sees for them)
     keep = torch.cat([text_embedding(clip, p) for p in preserve]) if preserve else None
-    state = model.model_state_dict()
+    state = own_weights(model)
     keys = [k for k in state if k.endswith(("attn2.to_k.weight", "attn2.to_v.weight"))]
     if not keys:
         raise ValueError("the model has no cross-attention attn2.to_k/to_v weights to edit")
