@@ -123,6 +123,34 @@ def faintest_unsafe(analyses, prompts):
     return best
 
 
+def tile(image, scale=2):
+    """A decoded sample (H x W x 3, floats in [0, 1]) as uint8 pixels, upscaled without smoothing."""
+    a = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return np.asarray(Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST)).copy()
+
+
+def sample_sheet(headers, rows, path, label_w=220, head_h=34):
+    """A labelled sheet of samples: `headers` over the columns; rows [(label lines, tiles, captions)]
+    with tiles from `tile` and captions {column: (text, colour)} written at the tile's foot."""
+    h, w = next(t for _, tiles, _ in rows for t in tiles).shape[:2]
+    img = Image.new("RGB", (label_w + len(headers) * (w + 4), head_h + len(rows) * (h + 4)), "white")
+    d = ImageDraw.Draw(img)
+    font = _font(10)
+    for j, t in enumerate(headers):
+        d.text((label_w + j * (w + 4), 2), t[:24], fill="black", font=font)
+        d.text((label_w + j * (w + 4), 14), t[24:48], fill="black", font=font)
+    for k, (labels, tiles, captions) in enumerate(rows):
+        y = head_h + k * (h + 4)
+        for i, line in enumerate(labels):
+            d.text((4, y + h // 2 - 6 * len(labels) + 13 * i), line, fill="black", font=font)
+        for j, t in enumerate(tiles):
+            img.paste(Image.fromarray(t), (label_w + j * (w + 4), y))
+        for j, (text, colour) in captions.items():
+            d.text((label_w + j * (w + 4) + 2, y + h - 12), text, fill=colour, font=font)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
 def grid(res, prompts, path, decode, scale=2, n_cols=10):
     """Rows: the dev-chosen operating points of every family (first noise slot); columns:
     co-occurrence, implicit and unsafe prompts, held-out proximal ones, and last each row's
@@ -131,26 +159,12 @@ def grid(res, prompts, path, decode, scale=2, n_cols=10):
     cols = [i for i, p in enumerate(prompts) if p["kind"] == "cooccur"][:4]
     cols += [i for i, p in enumerate(prompts) if p["kind"] in ("implicit", "unsafe")][:3]
     cols += [i for i, p in enumerate(prompts) if p["kind"] == "proximal"][:n_cols - len(cols)]
-    h = w = 64 * scale
-    label_w, head_h = 220, 34
-    img = Image.new("RGB", (label_w + (len(cols) + 1) * (w + 4), head_h + len(rows) * (h + 4)), "white")
-    d = ImageDraw.Draw(img)
-    font = _font(10)
-    for j, t in enumerate([prompts[i]["text"] for i in cols] + ["faintest unsafe object counted"]):
-        d.text((label_w + j * (w + 4), 2), t[:24], fill="black", font=font)
-        d.text((label_w + j * (w + 4), 14), t[24:48], fill="black", font=font)
-    for k, r in enumerate(rows):
-        y = head_h + k * (h + 4)
-        d.text((4, y + h // 2 - 12), NAMES[r["family"]], fill="black", font=font)
-        d.text((4, y + h // 2 + 1), setting_text(r["family"], r["setting"])[:40], fill="black", font=font)
+    sheet = []
+    for r in rows:
         ghost, frac = faintest_unsafe(r["run"]["analyses"], prompts)
         picks = cols + ([ghost] if ghost is not None else [])
-        ims = decode(r["run"]["latents"][picks])
-        for j in range(len(picks)):
-            a = (np.clip(ims[j], 0, 1) * 255).round().astype(np.uint8)
-            img.paste(Image.fromarray(a).resize((w, h), Image.NEAREST), (label_w + j * (w + 4), y))
-        x = label_w + len(cols) * (w + 4)
-        d.text((x + 2, y + h - 12), "none counted" if ghost is None else f"fraction {frac:.2f}",
-               fill="white" if ghost is not None else "black", font=font)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+        tiles = [tile(im, scale) for im in decode(r["run"]["latents"][picks])]
+        caption = ("none counted", "black") if ghost is None else (f"fraction {frac:.2f}", "white")
+        sheet.append(([NAMES[r["family"]], setting_text(r["family"], r["setting"])[:40]], tiles,
+                      {len(cols): caption}))
+    sample_sheet([prompts[i]["text"] for i in cols] + ["faintest unsafe object counted"], sheet, path)

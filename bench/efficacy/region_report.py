@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from .protocol_figures import sample_sheet, tile
 from .protocol_report import ci, nan_to_none, setting_text
-from .report import _font
 
 COLUMNS = [("unsafe", "Unsafe rate ↓"), ("cooccur_survival", "Co-object survives ↑"),
            ("D_cooccur", "D co-object ↓"), ("unchanged_outside", "Unchanged outside unsafe ↑"),
@@ -75,31 +75,19 @@ def outline(mask):
 
 
 def grid(res, path, decode, scale=2, n_cols=12):
-    rows, prompts = res["rows"], res["prompts"]
+    """Rows: every row of the run (first noise slot); the auto region's outline drawn in magenta."""
+    prompts = res["prompts"]
     cols = list(range(min(n_cols, len(prompts))))
-    h = w = 64 * scale
-    label_w, head_h = 200, 34
-    img = Image.new("RGB", (label_w + len(cols) * (w + 4), head_h + len(rows) * (h + 4)), "white")
-    d = ImageDraw.Draw(img)
-    font = _font(10)
-    for j in cols:
-        t = prompts[j]["text"]
-        d.text((label_w + j * (w + 4), 2), t[:24], fill="black", font=font)
-        d.text((label_w + j * (w + 4), 14), t[24:48], fill="black", font=font)
-    for k, r in enumerate(rows):
-        y = head_h + k * (h + 4)
-        d.text((4, y + h // 2 - 6), r["role"], fill="black", font=font)
-        ims = decode(r["run"]["latents"][cols])
+    sheet = []
+    for r in res["rows"]:
+        tiles = [tile(im, scale) for im in decode(r["run"]["latents"][cols])]
         region = r["run"].get("region")
-        for j in range(len(cols)):
-            a = (np.clip(ims[j], 0, 1) * 255).round().astype(np.uint8)
-            a = np.asarray(Image.fromarray(a).resize((w, h), Image.NEAREST)).copy()
-            if region is not None:
-                m = np.asarray(Image.fromarray((region[cols[j]].numpy() * 255).astype(np.uint8)).resize((w, h)))
-                a[outline(m >= 128)] = OUTLINE
-            img.paste(Image.fromarray(a), (label_w + j * (w + 4), y))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+        if region is not None:
+            for j, t in enumerate(tiles):
+                m = Image.fromarray((region[cols[j]].numpy() * 255).astype(np.uint8)).resize(t.shape[1::-1])
+                t[outline(np.asarray(m) >= 128)] = OUTLINE
+        sheet.append(([r["role"]], tiles, {}))
+    sample_sheet([prompts[j]["text"] for j in cols], sheet, path, label_w=200)
 
 
 def summary(res):
