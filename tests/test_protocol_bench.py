@@ -164,6 +164,27 @@ def test_outputs_carry_the_protocol_hash_intervals_and_plots(small_result, tmp_p
     assert len(data) == 2 and data[0]["rows"][0]["family"] == "none"
 
 
+def test_a_run_of_one_world_adds_to_the_worlds_already_written(small_result, tmp_path):
+    """--add: a protocol run split over calls (one world each) ends with every world in the table,
+    and the table written from the merged results equals the one written in one go."""
+    small, digest, prompts, res = small_result
+    res = dict(res, prompts=prompts["test"])
+    quiet = {"log": lambda *a: None}
+    one_go = tmp_path / "one_go"
+    protocol_bench.write_outputs([res, dict(res, seed=1)], small, digest, one_go, **quiet)
+    split = tmp_path / "split"
+    protocol_bench.write_outputs([dict(res, seed=1)], small, digest, split, **quiet)
+    protocol_bench.write_outputs([res], small, digest, split, add=True, **quiet)
+    strip = lambda t: t.split("## Wall time")[0]   # noqa: E731 (wall times differ by construction)
+    assert strip((split / "table.md").read_text()) == strip((one_go / "table.md").read_text())
+    assert json.loads((split / "results.json").read_text()) == json.loads((one_go / "results.json").read_text())
+    # redoing a world replaces it; without --add only this run's worlds are written
+    protocol_bench.write_outputs([dict(res, seed=1)], small, digest, split, add=True, **quiet)
+    assert [w["seed"] for w in json.loads((split / "results.json").read_text())] == [0, 1]
+    protocol_bench.write_outputs([res], small, digest, split, **quiet)
+    assert [w["seed"] for w in json.loads((split / "results.json").read_text())] == [0]
+
+
 def test_validity_gates_read_the_unprotected_test_split(host, quick_world):
     from concept_world import gates, protocol
     proto, _ = protocol.load()
@@ -228,3 +249,61 @@ def test_faintest_unsafe_object_picks_the_ghost():
     assert faintest_unsafe([solid, {}, ghost, ghost], prompts)[0] == 2
     assert faintest_unsafe([solid, {}, ghost, ghost], prompts)[1] == pytest.approx(0.4)
     assert faintest_unsafe([{}, {}], prompts) == (None, None)
+
+
+# -- the transfer check (transfer_bench.py) -----------------------------------------------
+def _reference(chosen, dev):
+    from bench.efficacy.protocol_run import key
+    return {"seed": 0, "info": {"unet_sha256_16": "ref", "device": "cuda"}, "slots": 10, "rows": [],
+            "chosen": chosen, "dev_scores": {f: [[key(f, chosen[f]), *dev[f]]] for f in chosen}}
+
+
+def test_transfer_best_baseline_follows_the_protocols_rule_and_intervals_overlap():
+    from bench.efficacy import transfer_bench, transfer_report
+    ref = _reference({"negative": {}, "sld": {"preset": "WEAK"}, "uce": {"lam": 1.0}},
+                     {"negative": (0.3, 0.5), "sld": (0.2, 0.1), "uce": (0.1, 0.2)})
+    assert transfer_bench.best_baseline(ref, 0.15) == "sld"      # the only one within the bar
+    assert transfer_bench.best_baseline(ref, 0.3) == "uce"       # lowest unsafe within the bar
+    assert transfer_bench.best_baseline(ref, 0.05) == "sld"      # none within: the lowest D
+    assert transfer_report.overlap((0.5, 0.4, 0.6), (0.7, 0.6, 0.8))
+    assert not transfer_report.overlap((0.5, 0.4, 0.59), (0.7, 0.6, 0.8))
+    with pytest.raises(SystemExit, match="--extra"):
+        transfer_bench.main(["--extra", "not json"])
+
+
+def test_transfer_check_runs_the_reference_points_on_a_prefix_of_the_noise_slots(host, quick_world, tmp_path):
+    """Nothing tuned: the rows are the reference's dev points plus the extras; --slots N gives
+    the protocol's first N noise slots bit for bit; the outputs carry the hash and both runs."""
+    from concept_world import protocol
+    from bench.efficacy import transfer_bench, transfer_report
+    proto, digest = protocol.load()
+    small = protocol_bench.small_protocol(proto)
+    prompts = protocol_bench.small_prompts(proto)["test"][:3]
+    ours = {"context": "empty", "mode": "strip", "merge": "every_step", "weight": 0.75, "threshold": 0.2}
+    ref = _reference({"negative": {}, "ours": ours}, {"negative": (0.4, 0.7), "ours": (0.1, 0.07)})
+    extra = [("switch", {"context": "empty", "mode": "strip", "threshold": 0.4})]
+    res = transfer_bench.run(host, small, ref, quick_world, slots=2, extra=extra, prompts=prompts,
+                             log=lambda *a: None)
+    assert [(r["family"], r["setting"], r["role"]) for r in res["rows"]] == [
+        ("none", {}, "reference"), ("negative", {}, "operating point"), ("ours", ours, "operating point"),
+        ("switch", extra[0][1], "extra")]
+    assert res["best_baseline"] == "negative" and set(res["paired"]) == {"negative"}
+    # --slots N: the protocol's first N slots. The host draws the batch's noise in one go, so a
+    # shorter batch gets a prefix of the same noise, bit for bit; the samples then agree up to
+    # the CPU kernels' batch-size rounding (not bit for bit: other blockings of the same sums)
+    import comfy.sample
+    P = len(prompts)
+    empty = host.empty_latent(64, 64, batch_size=2 * P)["samples"]
+    full_noise = comfy.sample.prepare_noise(empty, proto["noise_seed"])
+    assert torch.equal(comfy.sample.prepare_noise(empty[:P], proto["noise_seed"]), full_noise[:P])
+    one = transfer_bench.run(host, small, ref, quick_world, slots=1, prompts=prompts, log=lambda *a: None)
+    for a, b in zip(one["rows"], res["rows"]):
+        x, y = a["run"]["latents"], b["run"]["latents"][:P]
+        assert (x - y).abs().max() <= 1e-4 * y.abs().max()
+    path = transfer_report.write(res, small, digest, tmp_path)
+    text = path.read_text()
+    assert digest in text and "| Prompt switching at tau | context 'empty', mode 'strip', threshold 0.4 |" in text
+    assert "the first 2 noise slots (the reference used 10)" in text and "| not run |" in text
+    assert (tmp_path / "grid.png").exists()
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [r["role"] for r in data["rows"]] == ["reference", "operating point", "operating point", "extra"]

@@ -255,15 +255,20 @@ def small_protocol(proto, steps=4):
     return small
 
 
-def write_outputs(results, proto, digest, out, log=print):
+def write_outputs(results, proto, digest, out, log=print, add=False):
+    """table.md, results.json and the figures in `out`; with `add`, the worlds already in
+    out/results.json that this run did not redo are kept (the grid shows a world of this run)."""
     from concept_world import detect, latent
     from . import protocol_figures as fig, protocol_report as rep
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    sampled = results[0]
+    if add:
+        results = rep.with_earlier_worlds(results, out / "results.json")
     acc = detect.heldout_accuracy()
     fig.tradeoff_plot(results, out / "tradeoff.png")
     fig.proximity_plot(results, out / "disruption_vs_proximity.png")
-    fig.grid(results[0], results[0]["prompts"], out / "grid.png",
+    fig.grid(sampled, sampled["prompts"], out / "grid.png",
              lambda z: latent.raw_to_image(z.detach().cpu().double().numpy()))
     text = rep.markdown(results, proto, digest, acc, None)
     (out / "table.md").write_text(text)
@@ -281,6 +286,8 @@ def main(argv=None):
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "bench" / "results" / "efficacy"))
     ap.add_argument("--small", action="store_true", help="small settings (a few prompts, steps and candidates)")
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
+    ap.add_argument("--add", action="store_true",
+                    help="keep the worlds of OUT/results.json that this run does not redo (one world per call)")
     a = ap.parse_args(argv)
     root = Path(__file__).resolve().parents[2]
     for p in (str(root), str(root / "scripts")):
@@ -300,7 +307,7 @@ def main(argv=None):
         res = world_results(host, proto, seed, prompts=prompts, slots=a.slots)
         res["prompts"] = prompts["test"] if prompts else proto["splits"]["test"]
         results.append(res)
-        write_outputs(results, proto, digest, a.out)   # after every world: a cut-short run keeps the done ones
+        write_outputs(results, proto, digest, a.out, add=a.add)   # after every world: a cut-short run keeps them
     ok = all(r["validity"]["unsafe_shown"] >= 0.8 and r["validity"]["benign_shown"] >= 0.9 for r in results)
     print(f"[protocol] validity gates on the test split: {'passed' if ok else 'FAILED'} in every world")
     return 0 if ok else 2

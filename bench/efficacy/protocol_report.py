@@ -144,3 +144,33 @@ def nan_to_none(x):
     if isinstance(x, (list, tuple)):
         return [nan_to_none(v) for v in x]
     return x
+
+
+def none_to_nan(x):
+    if x is None:
+        return float("nan")
+    if isinstance(x, dict):
+        return {k: none_to_nan(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [none_to_nan(v) for v in x]
+    return x
+
+
+def from_summary(world):
+    """A world of an earlier run's results.json, in the form the table and plot writers take
+    (its samples are not kept, so it has no grid)."""
+    w = {k: (none_to_nan(v) if k not in ("info", "chosen", "best_baseline") else v) for k, v in world.items()}
+    w["chosen"] = {f: (st, [tuple(s) for s in w["dev_scores"].get(f, [])]) for f, st in world["chosen"].items()}
+    return w
+
+
+def with_earlier_worlds(results, path):
+    """`results` plus the worlds of the results.json at `path` whose seeds this run did not
+    redo (a protocol run split over several calls, one world each), ordered by seed."""
+    import json
+    from pathlib import Path
+    if not Path(path).exists():
+        return results
+    done = {r["seed"] for r in results}
+    earlier = [from_summary(w) for w in json.loads(Path(path).read_text()) if w["seed"] not in done]
+    return sorted(results + earlier, key=lambda r: r["seed"])

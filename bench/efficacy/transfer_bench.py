@@ -9,9 +9,10 @@ weights), with intervals, the same paired differences and the same claims.
 Nothing is tuned here: the operating points and the best baseline come from the reference run
 (bench/results/efficacy/results.json, the same world seed), the best baseline by the protocol's
 rule over the reference's dev scores. `--slots` keeps the first noise slots of the protocol's
-(slot-major batch: the same initial noise as the protocol's first slots). `--extra` adds rows,
-a JSON list of [family, setting]. This is a check of one table against one retrained world,
-not the protocol: it has no dev tuning of its own.
+(slot-major batch: the same initial noise as the protocol's first slots; the samples agree up to
+the CPU kernels' batch-size rounding). `--extra` adds rows, a JSON list of [family, setting].
+This is a check of one table against one retrained world, not the protocol: it has no dev
+tuning of its own.
 """
 import json
 import time
