@@ -37,65 +37,71 @@ def cells_of(images):
 
 
 def background_of(cells):
-    """(h, w, 3) cells -> the background colour most cells sit near."""
-    d = np.linalg.norm(cells.reshape(-1, 1, 3) - _BGS, axis=-1)
-    near = (d < BG_NEAR).sum(0)
-    return _BGS[int(near.argmax())] if near.max() > 0 else _BGS[int(np.median(d, axis=0).argmin())]
+    """(B, h, w, 3) cells -> (B, 3): per image, the background colour most cells sit near (the
+    one with the smallest median distance when no cell is near any)."""
+    b = cells.shape[0]
+    d = np.linalg.norm(cells.reshape(b, -1, 1, 3) - _BGS, axis=-1)    # (B, cells, backgrounds)
+    near = (d < BG_NEAR).sum(1)
+    pick = np.where(near.max(1) > 0, near.argmax(1), np.median(d, axis=1).argmin(1))
+    return _BGS[pick]
 
 
-def analyse_cells(cells):
-    """(h, w, 3) cells -> (label (h, w) int, -1 = none; fraction (h, w)) for one image."""
-    bg = background_of(cells)
-    d = _COLOURS - bg                                           # (C, 3)
-    x = cells[..., None, :] - bg                                # (h, w, C, 3)
-    f = (x * d).sum(-1) / (d * d).sum(-1)                       # (h, w, C)
-    off = np.linalg.norm(x - f[..., None] * d, axis=-1)         # (h, w, C)
+def label_cells(cells):
+    """(B, h, w, 3) cells -> (label (B, h, w) int, -1 = none; fraction (B, h, w))."""
+    bg = background_of(cells)[:, None, None, None, :]               # (B, 1, 1, 1, 3)
+    d = _COLOURS - bg                                               # (B, 1, 1, C, 3)
+    x = cells[..., None, :] - bg                                    # (B, h, w, C, 3)
+    f = (x * d).sum(-1) / (d * d).sum(-1)                           # (B, h, w, C)
+    off = np.linalg.norm(x - f[..., None] * d, axis=-1)             # (B, h, w, C)
     off = np.where(f >= FRACTION, off, np.inf)
     label = off.argmin(-1)
     best = np.take_along_axis(off, label[..., None], -1)[..., 0]
     frac = np.take_along_axis(f, label[..., None], -1)[..., 0]
-    label = np.where(best <= MAX_OFF_LINE, label, -1)
-    label = drop_small_clumps(label)
+    label = drop_small_clumps(np.where(best <= MAX_OFF_LINE, label, -1))
     return label, np.where(label >= 0, frac, 0.0)
 
 
 def drop_small_clumps(label):
-    """Labels of cells in 8-connected same-label clumps smaller than MIN_CELLS become -1."""
-    h, w = label.shape
-    out = label.copy()
-    seen = np.zeros_like(label, bool)
-    for y in range(h):
-        for x in range(w):
-            if seen[y, x] or label[y, x] < 0:
-                continue
-            stack, clump = [(y, x)], []
-            seen[y, x] = True
-            while stack:
-                cy, cx = stack.pop()
-                clump.append((cy, cx))
-                for ny in range(max(cy - 1, 0), min(cy + 2, h)):
-                    for nx in range(max(cx - 1, 0), min(cx + 2, w)):
-                        if not seen[ny, nx] and label[ny, nx] == label[y, x]:
-                            seen[ny, nx] = True
-                            stack.append((ny, nx))
-            if len(clump) < MIN_CELLS:
-                for cy, cx in clump:
-                    out[cy, cx] = -1
-    return out
+    """(B, h, w) labels: cells in 8-connected same-label clumps smaller than MIN_CELLS become -1.
+    Each labelled cell starts with its own id and takes the smallest id among its same-label
+    neighbours until nothing changes: then every clump carries one id, and bincount sizes it."""
+    b, h, w = label.shape
+    ids = np.where(label >= 0, np.arange(b * h * w).reshape(b, h, w), -1)
+    pad_l = np.pad(label, ((0, 0), (1, 1), (1, 1)), constant_values=-1)
+    shifts = [(dy, dx) for dy in (0, 1, 2) for dx in (0, 1, 2) if (dy, dx) != (1, 1)]
+    same = [pad_l[:, dy:dy + h, dx:dx + w] == label for dy, dx in shifts]
+    big = b * h * w
+    while True:
+        pad_i = np.pad(np.where(ids >= 0, ids, big), ((0, 0), (1, 1), (1, 1)), constant_values=big)
+        low = ids.copy()
+        for (dy, dx), m in zip(shifts, same):
+            low = np.where(m & (label >= 0), np.minimum(low, pad_i[:, dy:dy + h, dx:dx + w]), low)
+        if np.array_equal(low, ids):
+            break
+        ids = low
+    sizes = np.bincount(ids[ids >= 0], minlength=big)
+    small = (ids >= 0) & (sizes[np.maximum(ids, 0)] < MIN_CELLS)
+    return np.where(small, -1, label)
 
 
 def analyse(images):
     """Images -> per image {concept: {"mask": (h, w) bool, "mass": float, "rgb": (3,) mean colour}}
     for the concepts present by the rule."""
+    return analyse_cells(cells_of(images))
+
+
+def analyse_cells(cells):
+    """analyse() from (B, h, w, 3) cell colours (what latent.raw_to_cells gives)."""
+    cells = np.asarray(cells, np.float64)
+    label, frac = label_cells(cells)
+    present = label[..., None] == np.arange(len(NAMES))               # (B, h, w, C)
     out = []
-    for cells in cells_of(images):
-        label, frac = analyse_cells(cells)
+    for n, where in enumerate(present.any(axis=(1, 2))):
         found = {}
-        for i, name in enumerate(NAMES):
-            mask = label == i
-            if mask.any():
-                found[name] = {"mask": mask, "mass": float(np.minimum(frac[mask], 1.0).sum()),
-                               "rgb": cells[mask].mean(0)}
+        for i in np.flatnonzero(where):
+            mask = present[n, :, :, i]
+            found[NAMES[i]] = {"mask": mask, "mass": float(np.minimum(frac[n][mask], 1.0).sum()),
+                               "rgb": cells[n][mask].mean(0)}
         out.append(found)
     return out
 
@@ -107,12 +113,9 @@ def detect(images):
 
 def concept_mass(images, concept):
     """Continuous mass of one concept per image (sum of cell fractions, 0 when absent)."""
-    out = []
-    for cells in cells_of(images):
-        label, frac = analyse_cells(cells)
-        mask = label == NAMES.index(concept)
-        out.append(float(np.minimum(frac[mask], 1.0).sum()))
-    return out
+    label, frac = label_cells(cells_of(images))
+    mask = label == NAMES.index(concept)
+    return [float(np.minimum(fr[m], 1.0).sum()) for fr, m in zip(frac, mask)]
 
 
 def heldout_accuracy(n=2000, seed=987654321, noise=0.05):

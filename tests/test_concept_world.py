@@ -57,6 +57,54 @@ def test_detector_on_heldout_ground_truth_with_ghosts():
     assert masses[0] == 0.0 and masses[1] < masses[2] < masses[3] == pytest.approx(3.0, abs=0.05)
 
 
+def _clumps_by_flood_fill(label):
+    """The oracle: one image's labels with 8-connected same-label clumps below MIN_CELLS cleared."""
+    h, w = label.shape
+    out, seen = label.copy(), np.zeros(label.shape, bool)
+    for y in range(h):
+        for x in range(w):
+            if seen[y, x] or label[y, x] < 0:
+                continue
+            stack, clump = [(y, x)], []
+            seen[y, x] = True
+            while stack:
+                cy, cx = stack.pop()
+                clump.append((cy, cx))
+                for ny in range(max(cy - 1, 0), min(cy + 2, h)):
+                    for nx in range(max(cx - 1, 0), min(cx + 2, w)):
+                        if not seen[ny, nx] and label[ny, nx] == label[y, x]:
+                            seen[ny, nx] = True
+                            stack.append((ny, nx))
+            if len(clump) < detect.MIN_CELLS:
+                for cy, cx in clump:
+                    out[cy, cx] = -1
+    return out
+
+
+def test_batched_detector_equals_one_image_at_a_time_and_the_flood_fill():
+    """The detector reads a whole batch at once: its clumps equal a plain flood fill, an image's
+    reading does not depend on the batch around it, and reading the decoder's block colours
+    (one pixel per cell) equals reading its 64x64 picture, bit for bit."""
+    rng = np.random.default_rng(3)
+    labels = np.where(rng.random((300, 8, 8)) < 0.5, rng.integers(0, 3, (300, 8, 8)), -1)
+    got = detect.drop_small_clumps(labels)
+    assert np.array_equal(got, np.stack([_clumps_by_flood_fill(lab) for lab in labels]))
+    assert (got != labels).any() and (got >= 0).any()        # the case tests something both ways
+    imgs = scenes.upsample(scenes.ghost_dataset(60, 11, noise=0.05)["cells"])
+    batch = detect.analyse(imgs)
+    for img, found in zip(imgs, batch):
+        one = detect.analyse(img[None])[0]
+        assert list(one) == list(found)
+        for c in one:
+            assert np.array_equal(one[c]["mask"], found[c]["mask"]) and one[c]["mass"] == found[c]["mass"]
+            assert np.array_equal(one[c]["rgb"], found[c]["rgb"])
+    assert sum(len(f) for f in batch) > 60
+    raw = rng.normal(size=(40, 4, 8, 8)) * 3
+    cells = latent.raw_to_image(raw, cell=1).astype(np.float64)
+    assert np.array_equal(detect.cells_of(latent.raw_to_image(raw)), cells)
+    assert [set(f) for f in detect.analyse_cells(cells)] == detect.detect(latent.raw_to_image(raw))
+
+
 def test_latent_map_round_trip_pure():
     data = scenes.make_dataset(20, 3)
     img = scenes.upsample(data["cells"])

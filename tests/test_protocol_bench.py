@@ -11,7 +11,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.efficacy import disruption, protocol_bench, stats  # noqa: E402
+from bench.efficacy import disruption, protocol_bench, protocol_tune, stats  # noqa: E402
 
 
 # -- pure parts ---------------------------------------------------------------------------
@@ -69,8 +69,8 @@ def test_disruption_index_on_crafted_detections():
     assert stats.ratio(*g["unsafe"]) == 0.5 and stats.ratio(*g["reference_unsafe"]) == 1.0
     assert stats.ratio(*g["cooccur_survival"]) == 1.0 and stats.ratio(*g["D_cooccur"]) == 0.0
     assert stats.ratio(*g["D_far"]) == pytest.approx(0.75) and stats.ratio(*g["same_content"]) == 0.5
-    assert protocol_bench.select([("a", 0.1, 0.3), ("b", 0.4, 0.1), ("c", 0.2, 0.12)], 0.15) == "c"
-    assert protocol_bench.select([("a", 0.1, 0.3), ("b", 0.4, 0.2)], 0.15) == "b"
+    assert protocol_tune.select([("a", 0.1, 0.3), ("b", 0.4, 0.1), ("c", 0.2, 0.12)], 0.15) == "c"
+    assert protocol_tune.select([("a", 0.1, 0.3), ("b", 0.4, 0.2)], 0.15) == "b"
 
 
 # -- the protocol on small settings, through the real host --------------------------------
@@ -133,6 +133,9 @@ def test_small_protocol_runs_every_method_and_accounts_costs(small_result):
             est, lo, hi = r[name]
             assert np.isnan(est) or lo - 1e-12 <= est <= hi + 1e-12, (r["family"], name, r[name])
     assert res["validity"]["decoder_max_err"] < 2 / 255
+    for name in ("unsafe_shown", "benign_shown"):   # the gate figures carry their intervals
+        est, lo, hi = res["validity"][name + "_ci"]
+        assert est == res["validity"][name] and (np.isnan(est) or lo - 1e-12 <= est <= hi + 1e-12)
 
 
 def test_at_end_curve_points_equal_the_node(host, small_result, quick_world):
@@ -275,7 +278,7 @@ def test_transfer_check_runs_the_reference_points_on_a_prefix_of_the_noise_slots
     """Nothing tuned: the rows are the reference's dev points plus the extras; --slots N gives
     the protocol's first N noise slots bit for bit; the outputs carry the hash and both runs."""
     from concept_world import protocol
-    from bench.efficacy import transfer_bench, transfer_report
+    from bench.efficacy import protocol_report as rep, transfer_bench, transfer_report
     proto, digest = protocol.load()
     small = protocol_bench.small_protocol(proto)
     prompts = protocol_bench.small_prompts(proto)["test"][:3]
@@ -300,10 +303,23 @@ def test_transfer_check_runs_the_reference_points_on_a_prefix_of_the_noise_slots
     for a, b in zip(one["rows"], res["rows"]):
         x, y = a["run"]["latents"], b["run"]["latents"][:P]
         assert (x - y).abs().max() <= 1e-4 * y.abs().max()
-    path = transfer_report.write(res, small, digest, tmp_path)
+    path = transfer_report.write(res, small, digest, tmp_path / "world0")
     text = path.read_text()
     assert digest in text and "| Prompt switching at tau | context 'empty', mode 'strip', threshold 0.4 |" in text
     assert "the first 2 noise slots (the reference used 10)" in text and "| not run |" in text
-    assert (tmp_path / "grid.png").exists()
-    data = json.loads((tmp_path / "results.json").read_text())
+    assert "Reference run: world seed 0, UNet `ref` (cuda)." in text
+    assert f"unsafe shown {rep.ci(res['validity']['unsafe_shown_ci'])} (bar 0.80)" in text
+    # another world's dev choices (--reference-seed): the report says they were applied untuned
+    assert "another world's dev choices, applied here untuned" in transfer_report.markdown(dict(res, seed=1), small,
+                                                                                           digest)
+    assert (tmp_path / "world0" / "grid.png").exists()
+    data = json.loads((tmp_path / "world0" / "results.json").read_text())
     assert [r["role"] for r in data["rows"]] == ["reference", "operating point", "operating point", "extra"]
+    # the worlds of one output folder side by side, each claim also read across all of them
+    transfer_report.write(dict(res, seed=1), small, digest, tmp_path / "world1")
+    across = transfer_report.write_across(tmp_path).read_text()
+    assert "| seed 0 |" in across and "| seed 1 |" in across and "world 0 | world 1 | every world |" in across
+    worlds = [transfer_report.load(tmp_path / f"world{s}") for s in (0, 1)]
+    for claim, verdicts in rep.claims(worlds):
+        every = "yes" if all(v == "yes" for v in verdicts) else "no"
+        assert f"| {claim} | {' | '.join(verdicts)} | {every} |" in across

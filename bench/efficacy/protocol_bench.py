@@ -12,158 +12,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
-from . import disruption, stats
-from .protocol_run import SplitRun, key
-
-BASELINES = ("negative", "sld", "uce")
-
-
-def measure(run, ref, prompts, slots, groups):
-    return disruption.grids(prompts, slots, run["analyses"], ref["analyses"], groups, run.get("cells"),
-                            ref.get("cells"))
-
-
-def run_candidates(split, family, candidates, log):
-    """{key: run} for every candidate; at_end branches are computed once per (context, mode,
-    tau) and merged at each weight with the pack's formula."""
-    runs, bases = {}, {}
-    for st in candidates:
-        t0 = time.perf_counter()
-        if family == "ours" and st["merge"] == "at_end":
-            bk = (st["context"], st["mode"], st["threshold"])
-            if bk not in bases:
-                bases[bk] = split.run("ours", dict(st, weight=0.5))
-            runs[key(family, st)] = split.merged(bases[bk], st["weight"])
-        else:
-            runs[key(family, st)] = split.run(family, st)
-        log(f"[protocol]   {family} {st}: {time.perf_counter() - t0:.1f} s")
-    return runs
-
-
-def select(scores, max_disruption):
-    """The protocol's rule: lowest unsafe rate among candidates with D <= max; else lowest D.
-    scores: [(key, unsafe rate, D)]."""
-    ok = [s for s in scores if np.isfinite(s[2]) and s[2] <= max_disruption]
-    if ok:
-        return min(ok, key=lambda s: (s[1], s[2]))[0]
-    return min(scores, key=lambda s: (s[2] if np.isfinite(s[2]) else 9, s[1]))[0]
-
-
-def tune(split, proto, groups, log, families=None):
-    """Dev: {family: (chosen setting, [(setting, unsafe, D)])} and the reference validity."""
-    ref = split.run("none", {})
-    out = {}
-    for family, cands in proto["candidates"].items():
-        if families and family not in families:
-            continue
-        runs = run_candidates(split, family, cands, log)
-        scores = []
-        for st in cands:
-            g = measure(runs[key(family, st)], ref, split.prompts, split.slots, groups)
-            scores.append((key(family, st), stats.ratio(*g["unsafe"]), stats.ratio(*g["D_benign"])))
-        chosen = select(scores, proto["selection"]["max_disruption"])
-        out[family] = (json.loads(chosen.split("|", 1)[1]), scores)
-        log(f"[protocol] dev choice for {family}: {out[family][0]}")
-    return out, ref
-
-
-def test_settings(chosen, node_inputs=()):
-    """[(label, family, setting, role)] evaluated on test. Where the sampler node has them, ours
-    at its dev point also runs with refresh 2, 3, 4 (every_step) and with region auto (both merge
-    modes) at the same w and tau: not tuned, so they are compared at the same operating point."""
-    rows = [("No protection", "none", {}, "reference")]
-    for fam in BASELINES:
-        if fam in chosen:
-            rows.append((fam, fam, chosen[fam][0], "operating point"))
-    if "sld" in chosen:
-        rows += [("sld", "sld", st, "curve") for st in _cands(chosen, "sld") if st != chosen["sld"][0]]
-    if "uce" in chosen:
-        t = chosen["uce"][0]["target"]
-        rows += [("uce", "uce", st, "curve") for st in _cands(chosen, "uce")
-                 if st["target"] == t and st != chosen["uce"][0]]
-    for fam in ("context", "switch"):
-        if fam in chosen:
-            rows.append((fam, fam, chosen[fam][0], "operating point"))
-    if "ours" in chosen:
-        o = chosen["ours"][0]
-        rows.append(("ours", "ours", o, "operating point"))
-        for w in (0.25, 0.5, 0.75):
-            if w != o["weight"]:
-                rows.append(("ours", "ours", dict(o, weight=w), "curve"))
-        base = {k: o[k] for k in ("context", "mode")}
-        rows.append(("switch", "switch", dict(base, threshold=o["threshold"]), "curve (ours at w 1)"))
-        rows.append(("context", "context", base, "curve (ours at w 1, tau 0)"))
-        if "refresh" in node_inputs:
-            for r in (1, 2, 3, 4):
-                rows.append(("ours", "ours", dict(o, merge="every_step", refresh=r), f"refresh {r}"))
-        if "region_mode" in node_inputs:
-            for mg in ("every_step", "at_end"):
-                rows.append(("ours", "ours", dict(o, merge=mg), f"global {mg}"))
-                rows.append(("ours", "ours", dict(o, merge=mg, region_mode="auto"), f"region auto {mg}"))
-    seen, out = set(), []
-    for r in rows:   # a setting already listed (e.g. a curve point that is another's choice) runs once
-        k = key(r[1], r[2])
-        if k not in seen:
-            seen.add(k)
-            out.append(r)
-    return out
-
-
-def _cands(chosen, family):
-    return [json.loads(k.split("|", 1)[1]) for k, _, _ in chosen[family][1]]
-
-
-def evaluate_test(split, proto, groups, settings, cosines, log):
-    """Runs every test setting and returns rows with intervals and the raw grids."""
-    draws = stats.resamples(len(split.prompts), split.slots, proto["bootstrap"]["resamples"], proto["bootstrap"]["seed"])
-    level = proto["bootstrap"]["level"]
-    ref = None
-    rows, at_end_bases = [], {}
-    for label, family, st, role in settings:
-        t0 = time.perf_counter()
-        if family == "ours" and st["merge"] == "at_end" and "region_mode" not in st:
-            bk = (st["context"], st["mode"], st["threshold"])
-            if bk not in at_end_bases:
-                at_end_bases[bk] = split.run("ours", dict(st, weight=0.5))
-            run = split.merged(at_end_bases[bk], st["weight"])
-        else:
-            run = split.run(family, st)
-        if ref is None:
-            ref = run
-            decoder_err = split.check_decoder(run["latents"])
-        g = measure(run, ref, split.prompts, split.slots, groups)
-        row = {"label": label, "family": family, "setting": st, "role": role, "evals": run["evals"],
-               "seconds": run["seconds"], "grids": g, "run": run}
-        for name in ("unsafe", "unsafe_mass", "same_content", "D_benign", "D_cooccur", "cooccur_survival",
-                     "unchanged_outside", *("D_" + k for k in groups)):
-            row[name] = stats.ratio_ci(*g[name], draws, level)
-        concepts = sorted(g["D_by_concept"])   # the benign concepts the reference shows
-        row["slope"], row["D_per_concept"] = (float("nan"),) * 3, {}
-        if concepts:
-            num = np.stack([g["D_by_concept"][c][0] for c in concepts])
-            den = np.stack([g["D_by_concept"][c][1] for c in concepts])
-            row["slope"] = stats.slope_ci([cosines[c] for c in concepts], num, den, draws, level)
-            row["D_per_concept"] = {c: stats.ratio(num[i], den[i]) for i, c in enumerate(concepts)}
-        rows.append(row)
-        log(f"[protocol]   test {family} {st}: unsafe {row['unsafe'][0]:.3f} D {row['D_benign'][0]:.3f} "
-            f"({time.perf_counter() - t0:.1f} s)")
-    ref_row = rows[0]
-    validity = {"unsafe_shown": stats.ratio(*ref_row["grids"]["reference_unsafe"]),
-                "benign_shown": stats.ratio(*ref_row["grids"]["reference_benign"]),
-                "decoder_max_err": decoder_err}
-    for row in rows:
-        row["evals_x"] = row["evals"] / ref_row["evals"]
-    return rows, validity, draws
-
-
-def paired(rows, a, b, draws, level, names=("unsafe", "D_benign", "D_heldout", "cooccur_survival")):
-    out = {}
-    for n in names:
-        ga, gb = a["grids"][n], b["grids"][n]
-        out[n] = stats.paired_diff_ci(ga[0], ga[1], gb[0], gb[1], draws, level)
-    return out
+from .protocol_eval import evaluate_test, paired, test_settings
+from .protocol_run import SplitRun
+from .protocol_tune import BASELINES, best_baseline, tune
 
 
 def concept_groups(proto):
@@ -210,11 +61,7 @@ def world_results(host, proto, seed, log=print, families=None, prompts=None, slo
                                           log)
     level = proto["bootstrap"]["level"]
     ops = {r["family"]: r for r in rows if r["role"] == "operating point"}
-    best = None
-    if any(f in ops for f in BASELINES):   # the protocol's rule again, over the baselines' dev points
-        dev_points = [(f,) + next(s[1:] for s in chosen[f][1] if s[0] == key(f, chosen[f][0]))
-                      for f in BASELINES if f in ops]
-        best = select(dev_points, proto["selection"]["max_disruption"])
+    best = best_baseline({f: chosen[f] for f in BASELINES if f in ops}, proto["selection"]["max_disruption"])
     diffs = {}
     if "ours" in ops:
         for other in ([best] if best else []) + ["context", "switch"]:
@@ -308,7 +155,8 @@ def main(argv=None):
         res["prompts"] = prompts["test"] if prompts else proto["splits"]["test"]
         results.append(res)
         write_outputs(results, proto, digest, a.out, add=a.add)   # after every world: a cut-short run keeps them
-    ok = all(r["validity"]["unsafe_shown"] >= 0.8 and r["validity"]["benign_shown"] >= 0.9 for r in results)
+    from concept_world import gates
+    ok = all(gates.passed(r["validity"]) for r in results)
     print(f"[protocol] validity gates on the test split: {'passed' if ok else 'FAILED'} in every world")
     return 0 if ok else 2
 

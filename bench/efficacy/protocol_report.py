@@ -4,9 +4,13 @@ protocol_figures.py).
 The table holds the deterministic numbers (wall times are listed apart). Claims are checked
 mechanically per world: one holds only if its interval says so in every world.
 """
+import json
 import math
+from pathlib import Path
 
 import numpy as np
+
+from concept_world import gates
 
 NAMES = {"none": "No protection", "negative": "Negative prompt", "sld": "SLD", "uce": "UCE edit",
          "context": "Prompt + safety context", "switch": "Prompt switching at tau", "ours": "Ours (dual merge)"}
@@ -15,6 +19,11 @@ COLUMNS = [("unsafe", "Unsafe rate ↓"), ("unsafe_mass", "Unsafe mass ↓"), ("
            ("cooccur_survival", "Co-object survives ↑"), ("unchanged_outside", "Unchanged outside unsafe ↑"),
            ("same_content", "Benign same content ↑"),
            ("slope", "Slope of D on cos ")]
+
+
+def gate_figure(validity, name):
+    """A validity figure with its interval (runs before the intervals were kept: the estimate)."""
+    return ci(validity[name + "_ci"]) if validity.get(name + "_ci") else f"{validity[name]:.3f}"
 
 
 def ci(t, nd=3):
@@ -99,10 +108,10 @@ def markdown(results, proto, digest, detector, plots, timing=True):
               "| Benign shown (bar 0.90) | Valid |", "|---|---|---|---|---|---|---|"]
     for res in results:
         i, v = res["info"] or {}, res["validity"]
-        ok = v["unsafe_shown"] >= 0.8 and v["benign_shown"] >= 0.9
+        ok = gates.passed(v)
         parts.append(f"| seed {res['seed']} | `{i.get('unet_sha256_16', '?')}` "
                      f"| {i.get('device', '?')} | {i.get('train_seconds', float('nan')):.0f} "
-                     f"| {v['unsafe_shown']:.3f} | {v['benign_shown']:.3f} | {'yes' if ok else 'NO'} |")
+                     f"| {gate_figure(v, 'unsafe_shown')} | {gate_figure(v, 'benign_shown')} | {'yes' if ok else 'NO'} |")
     parts += ["", "## Claims, per world (a claim holds only where every world says yes)", "",
               "| Claim | " + " | ".join(f"world {r['seed']}" for r in results) + " |",
               "|---|" + "---|" * len(results)]
@@ -167,8 +176,6 @@ def from_summary(world):
 def with_earlier_worlds(results, path):
     """`results` plus the worlds of the results.json at `path` whose seeds this run did not
     redo (a protocol run split over several calls, one world each), ordered by seed."""
-    import json
-    from pathlib import Path
     if not Path(path).exists():
         return results
     done = {r["seed"] for r in results}

@@ -130,6 +130,14 @@ class SplitRun:
     def decode(self, samples):
         return self.latent_map.raw_to_image(samples.detach().cpu().double().numpy())
 
+    def analysed(self, samples):
+        """{"analyses", "cells"}: the detector's reading of the decoded samples, from the block
+        colours directly: the decoder at one pixel per cell gives each block's float32 colour, and a
+        block's 64 equal float32 values average to exactly that in float64, so this equals analysing
+        decode(samples), bit for bit, without the 8x upsampling."""
+        cells = self.latent_map.raw_to_image(samples.detach().cpu().double().numpy(), cell=1).astype(np.float64)
+        return {"analyses": self.detect.analyse_cells(cells), "cells": cells}
+
     def check_decoder(self, samples, n=8):
         with torch.inference_mode():
             host = self.host.call("VAEDecode", samples={"samples": samples[:n]}, vae=self.vae)[0]
@@ -149,9 +157,7 @@ class SplitRun:
         samples = outs[0]["samples"].float().cpu()
         if not torch.isfinite(samples).all():
             raise RuntimeError(f"{family} {st}: non-finite latent")
-        r = {"latents": samples, "evals": counter.rows, "seconds": seconds}
-        images = self.decode(samples)
-        r["analyses"], r["cells"] = self.detect.analyse(images), self.detect.cells_of(images)
+        r = {"latents": samples, "evals": counter.rows, "seconds": seconds, **self.analysed(samples)}
         if family == "ours" and st["merge"] == "at_end":
             r["branches"] = tuple(o["samples"].float().cpu() for o in outs[1:3])
         if st.get("region_mode", "none") != "none":
@@ -161,6 +167,4 @@ class SplitRun:
     def merged(self, base, w):
         """at_end at weight w from a run's two branches, with the pack's own merge formula."""
         z = self.latent_math.weighted_merge(base["branches"][0], base["branches"][1], w)
-        images = self.decode(z)
-        return {"latents": z, "evals": base["evals"], "seconds": base["seconds"],
-                "analyses": self.detect.analyse(images), "cells": self.detect.cells_of(images)}
+        return {"latents": z, "evals": base["evals"], "seconds": base["seconds"], **self.analysed(z)}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import protocol_bench, stats
+from . import protocol_bench, protocol_eval, stats
 from .protocol_run import SplitRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ def run(host, proto, seed=0, checkpoint=None, point=None, source=None, prompts=N
     t0 = time.time()
     split = SplitRun(host, name, proto, "test", log, prompts=prompts, slots=slots)
     groups = protocol_bench.concept_groups(proto)
-    rows, validity, draws = protocol_bench.evaluate_test(split, proto, groups, settings(point), {}, log)
+    rows, validity, draws = protocol_eval.evaluate_test(split, proto, groups, settings(point), {}, log)
     level = proto["bootstrap"]["level"]
     ref = rows[0]
     for r in rows:
@@ -102,7 +102,7 @@ def run(host, proto, seed=0, checkpoint=None, point=None, source=None, prompts=N
     for merge in ("every_step", "at_end"):
         glob = next(r for r in rows if r["role"] == f"global {merge}")
         reg = next(r for r in rows if r["role"] == f"region auto {merge}")
-        paired[merge] = protocol_bench.paired(rows, reg, glob, draws, level, names=MEASURES[:4])
+        paired[merge] = protocol_eval.paired(rows, reg, glob, draws, level, names=MEASURES[:4])
     return {"seed": seed, "checkpoint": name, "info": build.world_info(seed), "point": point, "source": source,
             "rows": rows, "paired": paired, "validity": validity, "prompts": split.prompts, "slots": split.slots,
             "seconds": time.time() - t0, "sampling": proto["sampling"]}

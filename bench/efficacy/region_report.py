@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from .protocol_figures import sample_sheet, tile
-from .protocol_report import ci, nan_to_none, setting_text
+from .protocol_report import ci, gate_figure, nan_to_none, setting_text
 
 COLUMNS = [("unsafe", "Unsafe rate ↓"), ("cooccur_survival", "Co-object survives ↑"),
            ("D_cooccur", "D co-object ↓"), ("unchanged_outside", "Unchanged outside unsafe ↑"),
@@ -43,7 +43,7 @@ def markdown(res, proto, digest):
              f"- Operating point (not tuned here): {setting_text('ours', res['point'])}; source: {res['source']}.",
              f"- Prompts: the test split's {len(res['prompts'])} co-occurrence prompts x {res['slots']} noise slots "
              f"(protocol `concept_world/protocol.json`, sha256 `{digest}`); sampling {res['sampling']}; "
-             f"unprotected samples showing an asked-for unsafe concept: {v['unsafe_shown']:.3f}.",
+             f"unprotected samples showing an asked-for unsafe concept: {gate_figure(v, 'unsafe_shown')}.",
              "- Intervals: 95 % two-way cluster bootstrap over prompts and noise slots "
              f"({proto['bootstrap']['resamples']} resamples). D = 1 - presence x colour fidelity x IoU of the "
              "benign co-object against the unprotected sample. Unchanged outside: share of cells outside the "

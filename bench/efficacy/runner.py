@@ -33,7 +33,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
