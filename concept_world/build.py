@@ -38,6 +38,15 @@ def checkpoint_name(seed=0):
 CHECKPOINT_NAME = checkpoint_name(0)
 
 
+def variant_name(seed=0, config=None):
+    """The name a world is linked under: the protocol's name for the protocol's recipe, else
+    one that carries its config hash (a variant such as `--steps 1200` never stands in for the
+    protocol's world in the host's models/checkpoints/)."""
+    if not config or world_config(seed, config) == world_config(seed):
+        return checkpoint_name(seed)
+    return f"concept-world-v2-s{seed}-{config_hash(world_config(seed, config))}.safetensors"
+
+
 def train_device():
     """SAFETY_WORLD_DEVICE, else CUDA when the machine has it, else the CPU."""
     import torch
@@ -324,7 +333,8 @@ def main():
     ok = True
     for seed in (int(x) for x in a.seeds.split(",")):
         t0 = time.time()
-        path = ensure_world(a.comfyui, seed, cfg)
+        name = variant_name(seed, cfg)
+        path = ensure_world(a.comfyui, seed, cfg, name=name)
         info = world_info(seed, cfg)
         print(f"[world] seed {seed}: {path} (ready in {time.time() - t0:.1f} s; training took "
               f"{info['train_seconds']:.0f} s on {info['device']}, {info['config']['steps']} steps; "
@@ -333,7 +343,7 @@ def main():
             from . import gates
             sys.path.insert(0, str(PACK_DIR / "scripts"))   # comfy_host (the pack root would shadow the host's nodes module)
             from comfy_host import InProcessHost
-            res = gates.check(InProcessHost(), seed)
+            res = gates.check(InProcessHost(), seed, checkpoint=name)
             for text, rate in res["per_prompt"]:
                 print(f"[gates]   {rate:.0%}  {text}")
             print(gates.format_report(res))

@@ -105,6 +105,15 @@ def test_batched_detector_equals_one_image_at_a_time_and_the_flood_fill():
     assert [set(f) for f in detect.analyse_cells(cells)] == detect.detect(latent.raw_to_image(raw))
 
 
+def test_a_variant_recipe_is_linked_under_its_own_name():
+    """`python -m concept_world.build --steps N` must not put another world under the protocol's name."""
+    assert build.variant_name(1) == build.variant_name(1, {}) == build.checkpoint_name(1)
+    assert build.variant_name(1, {"steps": build.CONFIG["steps"]}) == build.checkpoint_name(1)
+    other = build.variant_name(1, {"steps": 1200})
+    assert other != build.checkpoint_name(1) and other.startswith("concept-world-v2-s1-")
+    assert build.config_hash(build.world_config(1, {"steps": 1200})) in other
+
+
 def test_latent_map_round_trip_pure():
     data = scenes.make_dataset(20, 3)
     img = scenes.upsample(data["cells"])
