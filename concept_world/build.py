@@ -42,7 +42,7 @@ def variant_name(seed=0, config=None):
     """The name a world is linked under: the protocol's name for the protocol's recipe, else
     one that carries its config hash (a variant such as `--steps 1200` never stands in for the
     protocol's world in the host's models/checkpoints/)."""
-    if not config or world_config(seed, config) == world_config(seed):
+    if world_config(seed, config) == world_config(seed):
         return checkpoint_name(seed)
     return f"concept-world-v2-s{seed}-{config_hash(world_config(seed, config))}.safetensors"
 

@@ -91,7 +91,7 @@ def analyse(images):
 
 
 def analyse_cells(cells):
-    """analyse() from (B, h, w, 3) cell colours (what latent.raw_to_cells gives)."""
+    """analyse() from (B, h, w, 3) cell colours (what the decoder gives at one pixel per cell)."""
     cells = np.asarray(cells, np.float64)
     label, frac = label_cells(cells)
     present = label[..., None] == np.arange(len(NAMES))               # (B, h, w, C)

@@ -315,6 +315,7 @@ def test_transfer_check_runs_the_reference_points_on_a_prefix_of_the_noise_slots
     assert (tmp_path / "world0" / "grid.png").exists()
     data = json.loads((tmp_path / "world0" / "results.json").read_text())
     assert [r["role"] for r in data["rows"]] == ["reference", "operating point", "operating point", "extra"]
+    assert data["chosen"] == ref["chosen"]                    # every family's point, not only the baselines'
     # the worlds of one output folder side by side, each claim also read across all of them
     transfer_report.write(dict(res, seed=1), small, digest, tmp_path / "world1")
     across = transfer_report.write_across(tmp_path).read_text()

@@ -68,8 +68,7 @@ def run(host, proto, ref, checkpoint, seed=0, slots=None, extra=(), prompts=None
     return {"seed": seed, "checkpoint": checkpoint, "info": build.world_info(seed), "rows": rows,
             "validity": validity, "best_baseline": best, "paired": diffs, "cosines": cosines,
             "n_test_prompts": len(split.prompts), "slots": split.slots, "prompts": split.prompts,
-            "chosen": {f: (st, []) for f, st in ref["chosen"].items()
-                                        if f in protocol_tune.BASELINES}, "seconds": time.time() - t0,
+            "chosen": {f: (st, []) for f, st in ref["chosen"].items()}, "seconds": time.time() - t0,
             "reference": {"seed": ref["seed"], "unet_sha256_16": (ref.get("info") or {}).get("unet_sha256_16"),
                           "device": (ref.get("info") or {}).get("device"), "slots": ref.get("slots"),
                           "rows": {key(r["family"], r["setting"]): r for r in ref["rows"]}}}
