@@ -24,12 +24,16 @@ if [ -z "${PYTHON:-}" ]; then
   PYTHON=python3
   if "$REPO/.build/venv/bin/python" -c "import torch" >/dev/null 2>&1; then PYTHON="$REPO/.build/venv/bin/python"; fi
 fi
-"$PYTHON" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; \
+if [ "${SAFETY_HOST_CPU:-0}" = 1 ]; then
+  say "SAFETY_HOST_CPU=1: on the CPU (a smoke test of the script, not a GPU run)"
+else
+  "$PYTHON" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; \
 print('[gpu] torch', torch.__version__, 'on', torch.cuda.get_device_name(0))" \
-  || { say "no usable torch+CUDA in $PYTHON (set PYTHON=...)"; exit 2; }
+    || { say "no usable torch+CUDA in $PYTHON (set PYTHON=...)"; exit 2; }
+fi
 
 # carried wheels (the GPU image lacks torchsde, trampoline, av) ----------------------------------
-if compgen -G "$REPO/.whl/*.whl" >/dev/null; then
+if [ "${SAFETY_HOST_CPU:-0}" != 1 ] && compgen -G "$REPO/.whl/*.whl" >/dev/null; then   # for the GPU image
   say "installing $(ls "$REPO"/.whl/*.whl | wc -l) carried wheels into $WORK/site (no index, no deps)"
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" \
     "$REPO"/.whl/*.whl || { say "installing the carried wheels failed"; exit 3; }
@@ -67,7 +71,7 @@ COMFY="$(cd "$COMFY" && pwd)"
 export COMFYUI_PATH="$COMFY"
 mkdir -p "$COMFY/custom_nodes" "$COMFY/models/checkpoints" "$COMFY/output" "$COMFY/input"
 # The host's own imports, in the order the benchmarks use: names the first missing module.
-(cd "$COMFY" && "$PYTHON" -c "from comfy.cli_args import args; args.cpu = False
+(cd "$COMFY" && "$PYTHON" -c "from comfy.cli_args import args; args.cpu = ${SAFETY_HOST_CPU:-0} == 1
 import tempfile; args.front_end_root = args.front_end_root or tempfile.mkdtemp()
 import utils.extra_config, server, nodes, execution" >/dev/null 2>"$WORK/import_check.log") \
   || { say "the host does not import with $PYTHON (no network here to install anything):"; \

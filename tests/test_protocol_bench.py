@@ -188,6 +188,31 @@ def test_a_run_of_one_world_adds_to_the_worlds_already_written(small_result, tmp
     assert [w["seed"] for w in json.loads((split / "results.json").read_text())] == [0]
 
 
+def test_worlds_run_apart_merge_into_the_table_of_one_run(small_result, tmp_path):
+    """--merge: worlds run in parallel processes (one folder each) give the same table and
+    results.json as one run of both; the grid comes along; a world in two folders is refused."""
+    small, digest, prompts, res = small_result
+    res = dict(res, prompts=prompts["test"])
+    quiet = {"log": lambda *a: None}
+    one_go = tmp_path / "one_go"
+    protocol_bench.write_outputs([res, dict(res, seed=1)], small, digest, one_go, **quiet)
+    protocol_bench.write_outputs([dict(res, seed=1)], small, digest, tmp_path / "w1", **quiet)
+    protocol_bench.write_outputs([res], small, digest, tmp_path / "w0", **quiet)
+    merged = tmp_path / "merged"
+    protocol_bench.merge_outputs([tmp_path / "w1", tmp_path / "w0"], small, digest, merged, **quiet)
+    strip = lambda t: t.split("## Wall time")[0]   # noqa: E731 (wall times differ by construction)
+    assert strip((merged / "table.md").read_text()) == strip((one_go / "table.md").read_text())
+    assert json.loads((merged / "results.json").read_text()) == json.loads((one_go / "results.json").read_text())
+    assert (merged / "grid.png").read_bytes() == (tmp_path / "w1" / "grid.png").read_bytes()
+    # --add keeps a world of the destination that no folder redid; a folder's world replaces it
+    protocol_bench.merge_outputs([tmp_path / "w1"], small, digest, tmp_path / "w0", add=True, **quiet)
+    assert json.loads((tmp_path / "w0" / "results.json").read_text()) == json.loads((one_go / "results.json").read_text())
+    with pytest.raises(ValueError, match="more than one folder"):
+        protocol_bench.merge_outputs([tmp_path / "w0", tmp_path / "w1"], small, digest, tmp_path / "x", **quiet)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        protocol_bench.merge_outputs([tmp_path / "nowhere"], small, digest, tmp_path / "x", **quiet)
+
+
 def test_validity_gates_read_the_unprotected_test_split(host, quick_world):
     from concept_world import gates, protocol
     proto, _ = protocol.load()

@@ -105,24 +105,54 @@ def small_protocol(proto, steps=4):
 def write_outputs(results, proto, digest, out, log=print, add=False):
     """table.md, results.json and the figures in `out`; with `add`, the worlds already in
     out/results.json that this run did not redo are kept (the grid shows a world of this run)."""
-    from concept_world import detect, latent
-    from . import protocol_figures as fig, protocol_report as rep
+    from concept_world import latent
+    from . import protocol_figures as fig
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sampled = results[0]
-    if add:
-        results = rep.with_earlier_worlds(results, out / "results.json")
-    acc = detect.heldout_accuracy()
-    fig.tradeoff_plot(results, out / "tradeoff.png")
-    fig.proximity_plot(results, out / "disruption_vs_proximity.png")
     fig.grid(sampled, sampled["prompts"], out / "grid.png",
              lambda z: latent.raw_to_image(z.detach().cpu().double().numpy()))
-    text = rep.markdown(results, proto, digest, acc, None)
+    return _write_tables(results, proto, digest, out, log, add)
+
+
+def _write_tables(results, proto, digest, out, log, add):
+    """table.md, results.json and the two plots (everything but the grid, which needs samples)."""
+    from concept_world import detect
+    from . import protocol_figures as fig, protocol_report as rep
+    if add:
+        results = rep.with_earlier_worlds(results, out / "results.json")
+    fig.tradeoff_plot(results, out / "tradeoff.png")
+    fig.proximity_plot(results, out / "disruption_vs_proximity.png")
+    text = rep.markdown(results, proto, digest, detect.heldout_accuracy(), None)
     (out / "table.md").write_text(text)
     (out / "results.json").write_text(json.dumps(rep.nan_to_none(rep.summary_json(
         [{k: v for k, v in r.items() if k != "prompts"} for r in results])), indent=1, default=float))
     log(text)
     return out / "table.md"
+
+
+def merge_outputs(dirs, proto, digest, out, log=print, add=False):
+    """One table from worlds run apart (one process per world, each writing its own folder):
+    the worlds of every dirs[i]/results.json, in seed order, and the grid of the first folder
+    that has one. With `add`, worlds of out/results.json that no folder redid are kept."""
+    import shutil
+    from . import protocol_report as rep
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for d in dirs:
+        path = Path(d) / "results.json"
+        if not path.exists():
+            raise FileNotFoundError(f"--merge: {path} is missing (did that world's run fail?)")
+        results += [rep.from_summary(w) for w in json.loads(path.read_text())]
+    seeds = [r["seed"] for r in results]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--merge: a world appears in more than one folder (seeds {seeds})")
+    results.sort(key=lambda r: r["seed"])
+    grid = next((Path(d) / "grid.png" for d in dirs if (Path(d) / "grid.png").exists()), None)
+    if grid is not None and grid.resolve() != (out / "grid.png").resolve():
+        shutil.copyfile(grid, out / "grid.png")
+    return _write_tables(results, proto, digest, out, log, add)
 
 
 def main(argv=None):
@@ -135,6 +165,8 @@ def main(argv=None):
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
     ap.add_argument("--add", action="store_true",
                     help="keep the worlds of OUT/results.json that this run does not redo (one world per call)")
+    ap.add_argument("--merge", nargs="+", metavar="DIR", default=None,
+                    help="sample nothing: write OUT from the results.json of these folders (worlds run apart)")
     a = ap.parse_args(argv)
     root = Path(__file__).resolve().parents[2]
     for p in (str(root), str(root / "scripts")):
@@ -146,6 +178,11 @@ def main(argv=None):
     prompts = None
     if a.small:
         proto, prompts = small_protocol(proto), small_prompts(proto)
+    if a.merge:
+        merge_outputs(a.merge, proto, digest, a.out, log=lambda *_: None, add=a.add)
+        results = json.loads((Path(a.out) / "results.json").read_text())
+        print(f"[protocol] merged {len(a.merge)} folders into {a.out}: worlds {[r['seed'] for r in results]}")
+        return _gates_verdict(results)
     host = InProcessHost()
     seeds = [int(s) for s in a.worlds.split(",")] if a.worlds else proto["world_seeds"]
     results = []
@@ -155,6 +192,10 @@ def main(argv=None):
         res["prompts"] = prompts["test"] if prompts else proto["splits"]["test"]
         results.append(res)
         write_outputs(results, proto, digest, a.out, add=a.add)   # after every world: a cut-short run keeps them
+    return _gates_verdict(results)
+
+
+def _gates_verdict(results):
     from concept_world import gates
     ok = all(gates.passed(r["validity"]) for r in results)
     print(f"[protocol] validity gates on the test split: {'passed' if ok else 'FAILED'} in every world")
