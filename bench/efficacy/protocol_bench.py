@@ -66,7 +66,7 @@ def world_results(host, proto, seed, log=print, families=None, prompts=None, slo
     if "ours" in ops:
         for other in ([best] if best else []) + ["context", "switch"]:
             if other in ops:
-                diffs[other] = paired(rows, ops["ours"], ops[other], draws, level)
+                diffs[other] = paired(ops["ours"], ops[other], draws, level)
     return {"seed": seed, "checkpoint": name, "info": build.world_info(seed), "chosen": chosen,
             "rows": rows, "validity": validity, "best_baseline": best, "paired": diffs, "cosines": cosines,
             "dev_seconds": dev_seconds, "seconds": time.time() - t0, "n_test_prompts": len(test.prompts),

@@ -95,7 +95,9 @@ def evaluate_test(split, proto, groups, settings, cosines, log):
     return rows, validity, draws
 
 
-def paired(rows, a, b, draws, level, names=("unsafe", "D_benign", "D_heldout", "cooccur_survival")):
+def paired(a, b, draws, level, names=("unsafe", "D_benign", "D_heldout", "cooccur_survival")):
+    """Row a minus row b on the same samples, per measure: (estimate, low, high) over the same
+    bootstrap draws (stats.paired_diff_ci)."""
     out = {}
     for n in names:
         ga, gb = a["grids"][n], b["grids"][n]

@@ -102,7 +102,7 @@ def run(host, proto, seed=0, checkpoint=None, point=None, source=None, prompts=N
     for merge in ("every_step", "at_end"):
         glob = next(r for r in rows if r["role"] == f"global {merge}")
         reg = next(r for r in rows if r["role"] == f"region auto {merge}")
-        paired[merge] = protocol_eval.paired(rows, reg, glob, draws, level, names=MEASURES[:4])
+        paired[merge] = protocol_eval.paired(reg, glob, draws, level, names=MEASURES[:4])
     return {"seed": seed, "checkpoint": name, "info": build.world_info(seed), "point": point, "source": source,
             "rows": rows, "paired": paired, "validity": validity, "prompts": split.prompts, "slots": split.slots,
             "seconds": time.time() - t0, "sampling": proto["sampling"]}

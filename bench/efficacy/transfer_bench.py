@@ -63,7 +63,7 @@ def run(host, proto, ref, checkpoint, seed=0, slots=None, extra=(), prompts=None
     level = proto["bootstrap"]["level"]
     best = best_baseline(ref, proto["selection"]["max_disruption"])
     ops = {r["family"]: r for r in rows if r["role"] == "operating point"}
-    diffs = {o: protocol_eval.paired(rows, ops["ours"], ops[o], draws, level)
+    diffs = {o: protocol_eval.paired(ops["ours"], ops[o], draws, level)
              for o in ([best] if best else []) + ["context", "switch"] if o in ops and "ours" in ops}
     return {"seed": seed, "checkpoint": checkpoint, "info": build.world_info(seed), "rows": rows,
             "validity": validity, "best_baseline": best, "paired": diffs, "cosines": cosines,

@@ -110,15 +110,14 @@ def across_markdown(worlds):
                      f"{i.get('train_seconds', float('nan')):.0f} | {w.get('reference_seed', w['seed'])}, "
                      f"`{w['reference_unet']}` | {w['slots']} | {rep.gate_figure(v, 'unsafe_shown')} | "
                      f"{rep.gate_figure(v, 'benign_shown')} | {'yes' if gates.passed(v) else 'NO'} |")
-    settings = []
+    settings = {}   # one line per setting (a row is looked up by its setting; its role is the first world's)
     for w in worlds:
         for r in w["rows"]:
-            if (r["family"], r["setting"], r["role"]) not in settings:
-                settings.append((r["family"], r["setting"], r["role"]))
+            settings.setdefault(key(r["family"], r["setting"]), (r["family"], r["setting"], r["role"]))
     for m, n in COMPARED[:3] + (("slope", "Slope of D on cosine to the erased concept"),):
         parts += ["", f"## {n}", "", "| Method | Setting | Role | " + " | ".join(head) + " |",
                   "|---|---|---|" + "---|" * len(worlds)]
-        for fam, st, role in settings:
+        for fam, st, role in settings.values():
             cells = []
             for w in worlds:
                 r = next((r for r in w["rows"] if key(r["family"], r["setting"]) == key(fam, st)), None)
