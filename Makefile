@@ -38,10 +38,12 @@ world: setup
 # method tuned on dev by the same rule, evaluated on test with cluster-bootstrap intervals, in
 # each world; trains the worlds first if the cache lacks them. Writes table.md, results.json,
 # tradeoff.png, disruption_vs_proximity.png and grid.png to bench/results/efficacy/.
+# Every setting's samples are kept in the cache's protocol_runs/ (keyed by all that decides them), so
+# a run stopped part way goes on where it stopped when started again.
 # EFFICACY_ARGS: e.g. --worlds 0 --small. bench/gpu_protocol.sh runs it on a CUDA machine.
 .PHONY: bench-efficacy
 bench-efficacy: setup
-	$(PY) -m bench.efficacy --world concept $(EFFICACY_ARGS)
+	$(PY) -m bench.efficacy --world concept --run-cache $(EFFICACY_ARGS)
 
 # Protect only the region (issue 13): on the test split's co-occurrence prompts, ours with the
 # global merge against region auto at ours' dev-chosen point from the protocol's results (both

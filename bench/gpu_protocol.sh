@@ -10,9 +10,11 @@
 # comma list of train, protocol, region. The worlds train side by side, and their protocols run
 # side by side too, one process per world (each writes $OUT/efficacy_worlds/world_<seed>/, merged into
 # $OUT/efficacy at the end): on an H200, `train` took about 2.3 minutes for both worlds and one world's
-# protocol about 6, so `train` then `protocol` as two calls on a warm machine keeps each call
-# under the device's 10-minute limit. Worlds of the committed results.json that a call does
-# not redo are kept. SAFETY_HOST_CPU=1 runs it on the CPU (a smoke test with --small; the
+# protocol about 5, so `train` then `protocol` as two calls on a warm machine keeps each call
+# under the device's 10-minute limit. Every setting's samples are kept in the run cache
+# ($SAFETY_CACHE_DIR/protocol_runs, in .build/ which a warm machine keeps): a `protocol` call cut
+# short by the limit is simply called again and goes on where it stopped. Worlds of the
+# committed results.json that a call does not redo are kept. SAFETY_HOST_CPU=1 runs it on the CPU (a smoke test with --small; the
 # worlds must already be in $SAFETY_CACHE_DIR).
 source "$(dirname "${BASH_SOURCE[0]}")/gpu_host.sh"
 what="${1:-all}"; shift || true
@@ -44,7 +46,8 @@ if wants protocol; then
   pids=(); dirs=()
   for seed in ${worlds//,/ }; do
     dirs+=("$RESULTS/efficacy_worlds/world_$seed"); mkdir -p "${dirs[-1]}"
-    OMP_NUM_THREADS=$threads "$PYTHON" -m bench.efficacy.protocol_bench --worlds "$seed" --out "${dirs[-1]}" "$@" \
+    OMP_NUM_THREADS=$threads "$PYTHON" -m bench.efficacy.protocol_bench --worlds "$seed" --out "${dirs[-1]}" \
+      --run-cache "$SAFETY_CACHE_DIR/protocol_runs" "$@" \
       > "${dirs[-1]}/protocol.log" 2>&1 &
     pids+=($!)
   done

@@ -97,13 +97,69 @@ def quick_world(host, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def small_result(host, quick_world):
+def run_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("protocol_runs")
+
+
+@pytest.fixture(scope="module")
+def small_result(host, quick_world, run_cache):
     from concept_world import protocol
     proto, digest = protocol.load()
     small, prompts = protocol_bench.small_protocol(proto), protocol_bench.small_prompts(proto)
     res = protocol_bench.world_results(host, small, 0, log=lambda *a: None, prompts=prompts, slots=2,
-                                       checkpoint=quick_world)
+                                       checkpoint=quick_world, run_cache=run_cache)
     return small, digest, prompts, res
+
+
+def test_a_run_cut_short_goes_on_from_the_run_cache_to_the_same_table(host, quick_world, small_result, run_cache):
+    """--run-cache: every setting's samples are kept; a later run (a new process after a time
+    limit, say) reads them back instead of sampling, and what it lost is sampled again: the
+    results equal those of one run through."""
+    from bench.efficacy import protocol_report as rep
+    small, _, prompts, res = small_result
+    kept = sorted(run_cache.glob("*.pt"))
+    assert len(kept) >= 10 and not any(r["run"].get("cached") for r in res["rows"])
+    lost = kept[::3]
+    for path in lost:   # as if the first run had been killed before writing these
+        path.unlink()
+    again = protocol_bench.world_results(host, small, 0, log=lambda *a: None, prompts=prompts, slots=2,
+                                         checkpoint=quick_world, run_cache=run_cache)
+    assert sorted(run_cache.glob("*.pt")) == kept
+    assert any(r["run"].get("cached") for r in again["rows"])
+    assert any(not r["run"].get("cached") for r in again["rows"])
+    drop = ("seconds", "dev_seconds")   # wall time of the world's run as a whole
+    first, second = ({k: v for k, v in w.items() if k not in drop} for w in rep.summary_json([res, again]))
+    resampled = {json.dumps(r["setting"], sort_keys=True) + r["family"] for r in again["rows"]
+                 if not r["run"].get("cached")}
+    for a, b in zip(first["rows"], second["rows"]):   # a resampled row's own wall time differs too
+        if json.dumps(b["setting"], sort_keys=True) + b["family"] in resampled:
+            a, b = dict(a, seconds=0), dict(b, seconds=0)
+        assert json.dumps(rep.nan_to_none(a), sort_keys=True) == json.dumps(rep.nan_to_none(b), sort_keys=True)
+    first.pop("rows"), second.pop("rows")
+    assert json.dumps(rep.nan_to_none(first), sort_keys=True, default=float) == \
+        json.dumps(rep.nan_to_none(second), sort_keys=True, default=float)
+    for r, q in zip(res["rows"], again["rows"]):
+        assert torch.equal(r["run"]["latents"], q["run"]["latents"])
+
+
+def test_the_run_cache_key_holds_what_decides_the_samples(host, quick_world, small_result, run_cache):
+    from bench.efficacy.protocol_run import SplitRun
+    small, _, prompts, _ = small_result
+    split = lambda proto, slots=2: SplitRun(host, quick_world, proto, "test", log=lambda *a: None,  # noqa: E731
+                                            prompts=prompts["test"], slots=slots, run_cache=run_cache)
+    st = {"context": "empty", "mode": "append", "merge": "every_step", "weight": 0.5, "threshold": 0.2}
+    base = split(small).run_key("ours", st)
+    assert base == split(small).run_key("ours", dict(reversed(list(st.items()))))   # not the order of the keys
+    assert base != split(small).run_key("ours", dict(st, threshold=0.4))
+    assert base != split(small).run_key("switch", st)
+    assert base != split(small, slots=1).run_key("ours", st)
+    for change in (("sampling", "steps", 5), ("safety", "negative", "other text"), ("noise_seed", None, 1)):
+        other = json.loads(json.dumps(small))
+        if change[1] is None:
+            other[change[0]] = change[2]
+        else:
+            other[change[0]][change[1]] = change[2]
+        assert split(other).run_key("ours", st) != base, change
 
 
 def test_small_protocol_runs_every_method_and_accounts_costs(small_result):

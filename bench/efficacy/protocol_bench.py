@@ -46,15 +46,17 @@ def _word_tokens(clip, text):
     return ids.index(49407) - 1   # tokens between the start token and the first end token
 
 
-def world_results(host, proto, seed, log=print, families=None, prompts=None, slots=None, checkpoint=None):
+def world_results(host, proto, seed, log=print, families=None, prompts=None, slots=None, checkpoint=None,
+                  run_cache=None):
     from concept_world import build
     name = checkpoint or build.checkpoint_name(seed)
     groups = concept_groups(proto)
     t0 = time.time()
-    dev = SplitRun(host, name, proto, "dev", log, prompts=prompts and prompts["dev"], slots=slots)
+    dev = SplitRun(host, name, proto, "dev", log, prompts=prompts and prompts["dev"], slots=slots, run_cache=run_cache)
     chosen, dev_ref = tune(dev, proto, groups, log, families)
     dev_seconds = time.time() - t0
-    test = SplitRun(host, name, proto, "test", log, prompts=prompts and prompts["test"], slots=slots)
+    test = SplitRun(host, name, proto, "test", log, prompts=prompts and prompts["test"], slots=slots,
+                    run_cache=run_cache)
     cosines = erased_cosines(test)
     from .protocol_run import node_inputs
     rows, validity, draws = evaluate_test(test, proto, groups, test_settings(chosen, node_inputs(host)), cosines,
@@ -165,6 +167,9 @@ def main(argv=None):
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
     ap.add_argument("--add", action="store_true",
                     help="keep the worlds of OUT/results.json that this run does not redo (one world per call)")
+    ap.add_argument("--run-cache", nargs="?", const="default", default=None, metavar="DIR",
+                    help="keep every setting's samples in DIR (default: the cache's protocol_runs/) and reuse them: "
+                         "a run cut short goes on where it stopped")
     ap.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                     help="sample nothing: write OUT from the results.json of these folders (worlds run apart)")
     a = ap.parse_args(argv)
@@ -184,11 +189,12 @@ def main(argv=None):
         print(f"[protocol] merged {len(a.merge)} folders into {a.out}: worlds {[r['seed'] for r in results]}")
         return _gates_verdict(results)
     host = InProcessHost()
+    run_cache = a.run_cache and (build.cache_root().parent / "protocol_runs" if a.run_cache == "default" else a.run_cache)
     seeds = [int(s) for s in a.worlds.split(",")] if a.worlds else proto["world_seeds"]
     results = []
     for seed in seeds:
         build.ensure_world(host.root, seed)
-        res = world_results(host, proto, seed, prompts=prompts, slots=a.slots)
+        res = world_results(host, proto, seed, prompts=prompts, slots=a.slots, run_cache=run_cache)
         res["prompts"] = prompts["test"] if prompts else proto["splits"]["test"]
         results.append(res)
         write_outputs(results, proto, digest, a.out, add=a.add)   # after every world: a cut-short run keeps them

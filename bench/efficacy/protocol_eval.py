@@ -84,7 +84,7 @@ def evaluate_test(split, proto, groups, settings, cosines, log):
             row["D_per_concept"] = {c: stats.ratio(num[i], den[i]) for i, c in enumerate(concepts)}
         rows.append(row)
         log(f"[protocol]   test {family} {st}: unsafe {row['unsafe'][0]:.3f} D {row['D_benign'][0]:.3f} "
-            f"({time.perf_counter() - t0:.1f} s)")
+            f"({time.perf_counter() - t0:.1f} s{', run cache' if run.get('cached') else ''})")
     ref_row = rows[0]
     validity = {"decoder_max_err": decoder_err}
     for name, grid in (("unsafe_shown", "reference_unsafe"), ("benign_shown", "reference_benign")):

@@ -15,8 +15,11 @@ Methods and the node or host path each one runs:
   switch     DualLatentKSampler, w 1 at threshold tau (the user prompt, then the safety context)
   ours       DualLatentKSampler (every_step or at_end) at w < 1
 """
+import hashlib
 import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,10 +42,28 @@ def key(family, setting):
     return family + "|" + json.dumps(setting, sort_keys=True)
 
 
+# the harness files whose code decides a setting's samples (with the pack's nodes/*.py): the run cache's key
+CODE = ("protocol_run.py", "baselines.py", "harness.py")
+
+
+def host_version():
+    try:
+        import comfyui_version
+        return comfyui_version.__version__
+    except ImportError:
+        return "unknown"
+
+
 class SplitRun:
-    def __init__(self, host, checkpoint, proto, split, log=print, prompts=None, slots=None):
+    """One world's split through the host. With `run_cache` (a folder), every method setting's
+    samples are kept on disk under a key of all that decides them, and a later SplitRun of the
+    same key reads them back instead of sampling: a protocol run cut short by a time limit goes on
+    where it stopped, and gives the same table as one run through."""
+
+    def __init__(self, host, checkpoint, proto, split, log=print, prompts=None, slots=None, run_cache=None):
         from concept_world import detect, latent
         self.host, self.proto, self.log = host, proto, log
+        self.checkpoint, self.run_cache, self._key_base = checkpoint, run_cache and Path(run_cache), None
         self.detect, self.latent_map = detect, latent
         self.prompts = prompts if prompts is not None else proto["splits"][split]
         self.slots = slots or proto["slots"][split]
@@ -147,7 +168,20 @@ class SplitRun:
         return err
 
     def run(self, family, st):
-        """{"latents", "analyses", "evals", "seconds", "branches"?} of one method setting."""
+        """{"latents", "analyses", "evals", "seconds", "branches"?, "region"?} of one method setting
+        (read back from the run cache when it holds this setting)."""
+        path = self.run_cache and self.run_cache / f"{self.run_key(family, st)}.pt"
+        if path and path.exists():
+            kept = torch.load(path, weights_only=True)
+            return {**kept, "cached": True, **self.analysed(kept["latents"])}
+        kept = self._sample_run(family, st)
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(kept, str(path) + ".tmp")
+            os.replace(str(path) + ".tmp", path)   # a run killed mid-write leaves no half file
+        return {**kept, **self.analysed(kept["latents"])}
+
+    def _sample_run(self, family, st):
         counter = Counter()
         base = self.uce_model(st["target"], st["preserve"], st["lam"]) if family == "uce" else self.model
         t0 = time.perf_counter()
@@ -157,14 +191,38 @@ class SplitRun:
         samples = outs[0]["samples"].float().cpu()
         if not torch.isfinite(samples).all():
             raise RuntimeError(f"{family} {st}: non-finite latent")
-        r = {"latents": samples, "evals": counter.rows, "seconds": seconds, **self.analysed(samples)}
+        r = {"latents": samples, "evals": counter.rows, "seconds": seconds}
         if family == "ours" and st["merge"] == "at_end":
             r["branches"] = tuple(o["samples"].float().cpu() for o in outs[1:3])
         if st.get("region_mode", "none") != "none":
             r["region"] = outs[3].float().cpu()   # the sampler's region output: where safety acted (pixels)
         return r
 
+    def run_key(self, family, st):
+        """A digest of everything that decides a setting's samples: the checkpoint file, the
+        pack's and the harness's code, the host and torch versions, the device (and on the CPU
+        the thread count), the sampling settings, the protocol's safety texts and preserve
+        concepts, the prompts and slots."""
+        if self._key_base is None:
+            import comfy.model_management
+            import folder_paths
+            h = hashlib.sha256()
+            with open(folder_paths.get_full_path_or_raise("checkpoints", self.checkpoint), "rb") as f:
+                for block in iter(lambda: f.read(1 << 24), b""):
+                    h.update(block)
+            root = Path(__file__).resolve().parents[2]
+            for code in sorted(root.glob("nodes/*.py")) + [root / "bench" / "efficacy" / n for n in CODE]:
+                h.update(code.read_bytes())
+            device = str(comfy.model_management.get_torch_device())
+            threads = torch.get_num_threads() if device == "cpu" else None   # CPU floats depend on them
+            h.update(json.dumps([host_version(), torch.__version__, device, threads, self.s, self.proto["noise_seed"],
+                                 self.proto["safety"], self.proto["dev_proximal"], self.proto["far"], self.texts,
+                                 self.slots], sort_keys=True).encode())
+            self._key_base = h.hexdigest()
+        return hashlib.sha256((self._key_base + key(family, st)).encode()).hexdigest()[:32]
+
     def merged(self, base, w):
         """at_end at weight w from a run's two branches, with the pack's own merge formula."""
         z = self.latent_math.weighted_merge(base["branches"][0], base["branches"][1], w)
-        return {"latents": z, "evals": base["evals"], "seconds": base["seconds"], **self.analysed(z)}
+        return {"latents": z, "evals": base["evals"], "seconds": base["seconds"], "cached": base.get("cached", False),
+                **self.analysed(z)}

@@ -32,8 +32,8 @@ def run_candidates(split, family, candidates, log):
     runs, bases = {}, {}
     for st in candidates:
         t0 = time.perf_counter()
-        runs[key(family, st)] = run_setting(split, family, st, bases)
-        log(f"[protocol]   {family} {st}: {time.perf_counter() - t0:.1f} s")
+        runs[key(family, st)] = r = run_setting(split, family, st, bases)
+        log(f"[protocol]   {family} {st}: {time.perf_counter() - t0:.1f} s" + (" (run cache)" if r.get("cached") else ""))
     return runs
 
 
