@@ -111,7 +111,8 @@ def small_result(host, quick_world, run_cache):
     return small, digest, prompts, res
 
 
-def test_a_run_cut_short_goes_on_from_the_run_cache_to_the_same_table(host, quick_world, small_result, run_cache):
+def test_a_run_cut_short_goes_on_from_the_run_cache_to_the_same_table(host, quick_world, small_result,
+                                                                       run_cache):
     """--run-cache: every setting's samples are kept; a later run (a new process after a time
     limit, say) reads them back instead of sampling, and what it lost is sampled again: the
     results equal those of one run through."""
@@ -140,6 +141,14 @@ def test_a_run_cut_short_goes_on_from_the_run_cache_to_the_same_table(host, quic
         json.dumps(rep.nan_to_none(second), sort_keys=True, default=float)
     for r, q in zip(res["rows"], again["rows"]):
         assert torch.equal(r["run"]["latents"], q["run"]["latents"])
+
+
+def test_run_cache_option_names_its_folder():
+    from bench.efficacy.protocol_run import run_cache_dir
+    from concept_world import build
+    assert run_cache_dir(None) is None
+    assert run_cache_dir("default") == build.cache_root().parent / "protocol_runs"
+    assert run_cache_dir("/some/where") == Path("/some/where")
 
 
 def test_the_run_cache_key_holds_what_decides_the_samples(host, quick_world, small_result, run_cache):
@@ -260,9 +269,10 @@ def test_worlds_run_apart_merge_into_the_table_of_one_run(small_result, tmp_path
     assert strip((merged / "table.md").read_text()) == strip((one_go / "table.md").read_text())
     assert json.loads((merged / "results.json").read_text()) == json.loads((one_go / "results.json").read_text())
     assert (merged / "grid.png").read_bytes() == (tmp_path / "w1" / "grid.png").read_bytes()
-    # --add keeps a world of the destination that no folder redid; a folder's world replaces it
+    # --add keeps a world of the destination that no folder redid
     protocol_bench.merge_outputs([tmp_path / "w1"], small, digest, tmp_path / "w0", add=True, **quiet)
-    assert json.loads((tmp_path / "w0" / "results.json").read_text()) == json.loads((one_go / "results.json").read_text())
+    written = json.loads((tmp_path / "w0" / "results.json").read_text())
+    assert written == json.loads((one_go / "results.json").read_text())
     with pytest.raises(ValueError, match="more than one folder"):
         protocol_bench.merge_outputs([tmp_path / "w0", tmp_path / "w1"], small, digest, tmp_path / "x", **quiet)
     with pytest.raises(FileNotFoundError, match="missing"):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .protocol_eval import evaluate_test, paired, test_settings
-from .protocol_run import SplitRun
+from .protocol_run import SplitRun, add_run_cache_option, run_cache_dir
 from .protocol_tune import BASELINES, best_baseline, tune
 
 
@@ -167,9 +167,7 @@ def main(argv=None):
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
     ap.add_argument("--add", action="store_true",
                     help="keep the worlds of OUT/results.json that this run does not redo (one world per call)")
-    ap.add_argument("--run-cache", nargs="?", const="default", default=None, metavar="DIR",
-                    help="keep every setting's samples in DIR (default: the cache's protocol_runs/) and reuse them: "
-                         "a run cut short goes on where it stopped")
+    add_run_cache_option(ap)
     ap.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                     help="sample nothing: write OUT from the results.json of these folders (worlds run apart)")
     a = ap.parse_args(argv)
@@ -189,7 +187,7 @@ def main(argv=None):
         print(f"[protocol] merged {len(a.merge)} folders into {a.out}: worlds {[r['seed'] for r in results]}")
         return _gates_verdict(results)
     host = InProcessHost()
-    run_cache = a.run_cache and (build.cache_root().parent / "protocol_runs" if a.run_cache == "default" else a.run_cache)
+    run_cache = run_cache_dir(a.run_cache)
     seeds = [int(s) for s in a.worlds.split(",")] if a.worlds else proto["world_seeds"]
     results = []
     for seed in seeds:

@@ -46,6 +46,21 @@ def key(family, setting):
 CODE = ("protocol_run.py", "baselines.py", "harness.py")
 
 
+def add_run_cache_option(ap):
+    """The --run-cache option of the protocol's benchmarks (protocol, transfer, region)."""
+    ap.add_argument("--run-cache", nargs="?", const="default", default=None, metavar="DIR",
+                    help="keep every setting's samples in DIR (default: the cache's protocol_runs/) and reuse them: "
+                         "a run cut short goes on where it stopped")
+
+
+def run_cache_dir(value):
+    """--run-cache's folder: None (off), the default beside the worlds, or the one given."""
+    if value != "default":
+        return value and Path(value)
+    from concept_world import build
+    return build.cache_root().parent / "protocol_runs"
+
+
 def host_version():
     try:
         import comfyui_version

@@ -33,7 +33,8 @@ def run_candidates(split, family, candidates, log):
     for st in candidates:
         t0 = time.perf_counter()
         runs[key(family, st)] = r = run_setting(split, family, st, bases)
-        log(f"[protocol]   {family} {st}: {time.perf_counter() - t0:.1f} s" + (" (run cache)" if r.get("cached") else ""))
+        reused = " (run cache)" if r.get("cached") else ""
+        log(f"[protocol]   {family} {st}: {time.perf_counter() - t0:.1f} s{reused}")
     return runs
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import protocol_bench, protocol_eval, stats
-from .protocol_run import SplitRun
+from .protocol_run import SplitRun, add_run_cache_option, run_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL_RESULTS = ROOT / "bench" / "results" / "efficacy" / "results.json"
@@ -83,12 +83,13 @@ def region_grids(prompts, n_slots, region, ref_analyses):
     return {"region_area": area, "unsafe_covered": cover}
 
 
-def run(host, proto, seed=0, checkpoint=None, point=None, source=None, prompts=None, slots=None, log=print):
+def run(host, proto, seed=0, checkpoint=None, point=None, source=None, prompts=None, slots=None, log=print,
+        run_cache=None):
     from concept_world import build
     name = checkpoint or build.checkpoint_name(seed)
     prompts = prompts or [p for p in proto["splits"]["test"] if p["kind"] == "cooccur"]
     t0 = time.time()
-    split = SplitRun(host, name, proto, "test", log, prompts=prompts, slots=slots)
+    split = SplitRun(host, name, proto, "test", log, prompts=prompts, slots=slots, run_cache=run_cache)
     groups = protocol_bench.concept_groups(proto)
     rows, validity, draws = protocol_eval.evaluate_test(split, proto, groups, settings(point), {}, log)
     level = proto["bootstrap"]["level"]
@@ -114,6 +115,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--world", type=int, default=0, help="training seed of the world")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="writes to OUT/world<seed>/")
+    add_run_cache_option(ap)
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
     ap.add_argument("--setting", default=None, help='JSON {"context", "mode", "weight", "threshold"} '
                                                     "(default: ours' dev choice in the protocol results)")
@@ -132,7 +134,7 @@ def main(argv=None):
         raise SystemExit("no operating point: run the protocol first (make bench-efficacy) or pass --setting")
     host = InProcessHost()
     build.ensure_world(host.root, a.world)
-    res = run(host, proto, a.world, point=point, source=source, slots=a.slots)
+    res = run(host, proto, a.world, point=point, source=source, slots=a.slots, run_cache=run_cache_dir(a.run_cache))
     path = region_report.write(res, proto, digest, Path(a.out) / f"world{a.world}")
     print(Path(path).read_text())
     return 0

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from . import protocol_bench, protocol_eval, protocol_tune
-from .protocol_run import SplitRun, key
+from .protocol_run import SplitRun, add_run_cache_option, key, run_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "bench" / "results" / "efficacy" / "results.json"
@@ -52,10 +52,10 @@ def settings(chosen, extra=()):
     return rows
 
 
-def run(host, proto, ref, checkpoint, seed=0, slots=None, extra=(), prompts=None, log=print):
+def run(host, proto, ref, checkpoint, seed=0, slots=None, extra=(), prompts=None, log=print, run_cache=None):
     from concept_world import build
     t0 = time.time()
-    split = SplitRun(host, checkpoint, proto, "test", log, prompts=prompts, slots=slots)
+    split = SplitRun(host, checkpoint, proto, "test", log, prompts=prompts, slots=slots, run_cache=run_cache)
     groups = protocol_bench.concept_groups(proto)
     cosines = protocol_bench.erased_cosines(split)
     rows, validity, draws = protocol_eval.evaluate_test(split, proto, groups, settings(ref["chosen"], extra),
@@ -85,6 +85,7 @@ def main(argv=None):
     ap.add_argument("--extra", default="[]", help='JSON list of [family, setting] rows to add')
     ap.add_argument("--reference", default=str(REFERENCE), help="the protocol run's results.json")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="writes to OUT/world<seed>/")
+    add_run_cache_option(ap)
     a = ap.parse_args(argv)
     try:
         extra = [(f, dict(st)) for f, st in json.loads(a.extra)]
@@ -101,7 +102,8 @@ def main(argv=None):
     ref = reference_world(ref_seed, a.reference)
     host = InProcessHost()
     build.ensure_world(host.root, a.world)
-    res = run(host, proto, ref, build.checkpoint_name(a.world), a.world, a.slots, extra)
+    res = run(host, proto, ref, build.checkpoint_name(a.world), a.world, a.slots, extra,
+              run_cache=run_cache_dir(a.run_cache))
     path = transfer_report.write(res, proto, digest, Path(a.out) / f"world{a.world}")
     print(Path(path).read_text())
     print(f"[transfer] every world of {a.out} side by side: {transfer_report.write_across(a.out)}")
