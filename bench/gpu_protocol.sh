@@ -8,14 +8,18 @@
 # dev-chosen point) for every world, after the protocol (it reads the protocol's results.json).
 # Usage: bash bench/gpu_protocol.sh [STEPS|all] [--worlds 0,1] [protocol_bench.py arguments], STEPS a
 # comma list of train, protocol, region. The worlds train side by side, and their protocols run
-# side by side too, one process per world (each writes $OUT/efficacy_worlds/world_<seed>/, merged into
-# $OUT/efficacy at the end): on an H200, `train` took about 2.3 minutes for both worlds and one world's
-# protocol about 5, so `train` then `protocol` as two calls on a warm machine keeps each call
-# under the device's 10-minute limit. Every setting's samples are kept in the run cache
-# ($SAFETY_CACHE_DIR/protocol_runs, in .build/ which a warm machine keeps): a `protocol` call cut
-# short by the limit is simply called again and goes on where it stopped. Worlds of the
-# committed results.json that a call does not redo are kept. SAFETY_HOST_CPU=1 runs it on the CPU (a smoke test with --small; the
-# worlds must already be in $SAFETY_CACHE_DIR).
+# side by side too, one process per world (each writes $OUT/efficacy_worlds/world_<seed>/, merged
+# into $OUT/efficacy at the end). On an H200 both worlds trained in about 2.3 minutes and one
+# world's protocol took 314 s alone (how much two overlap there is not yet measured). Every
+# setting's samples are kept in the run cache ($SAFETY_CACHE_DIR/protocol_runs, under .build/,
+# which a warm machine keeps between calls), so the plan for one device session is:
+#   1. `bash bench/gpu_protocol.sh train,protocol` (timeout 600);
+#   2. if the 10-minute limit cut it, at once (the machine goes back after a short idle time, and
+#      the cache with it) `bash bench/gpu_protocol.sh protocol`: it goes on where call 1 stopped;
+#   3. copy $OUT/efficacy/ into bench/results/efficacy/.
+# Worlds of the committed results.json that a call does not redo are kept. SAFETY_HOST_CPU=1 runs
+# the script on the CPU (a smoke test with --small; the worlds must already be in
+# $SAFETY_CACHE_DIR).
 source "$(dirname "${BASH_SOURCE[0]}")/gpu_host.sh"
 what="${1:-all}"; shift || true
 worlds=""
