@@ -70,7 +70,8 @@ if wants protocol; then
 fi
 if wants region; then
   for seed in ${worlds//,/ }; do
-    "$PYTHON" -m bench.efficacy.region_bench --world "$seed" --out "$RESULTS/region" 2>&1 | grep -v "^WARNING" \
+    "$PYTHON" -m bench.efficacy.region_bench --world "$seed" --out "$RESULTS/region" \
+      --run-cache "$SAFETY_CACHE_DIR/protocol_runs" 2>&1 | grep -v "^WARNING" \
       > "$WORK/region_$seed.log" || { say "region bench of world $seed failed"; tail -30 "$WORK/region_$seed.log"; }
     grep "^| region auto\|^| global" "$WORK/region_$seed.log" || true
   done
