@@ -5,7 +5,8 @@
 # results.json and the plots to $OUT/efficacy (or bench/results/efficacy), and the worlds'
 # info.json files (training time, UNet checksum) as world_info.json beside them.
 # `region` runs the region benchmark (region_bench.py: global merge against region auto at ours'
-# dev-chosen point) for every world, after the protocol (it reads the protocol's results.json).
+# dev-chosen point) for every world, after the protocol (it reads the results.json the protocol step
+# wrote here, else the committed one).
 # Usage: bash bench/gpu_protocol.sh [STEPS|all] [--worlds 0,1] [protocol_bench.py arguments], STEPS a
 # comma list of train, protocol, region. The worlds train side by side, and their protocols run
 # side by side too, one process per world (each writes $OUT/efficacy_worlds/world_<seed>/, merged
@@ -70,7 +71,9 @@ if wants protocol; then
 fi
 if wants region; then
   for seed in ${worlds//,/ }; do
+    # ours' dev choice from this machine's protocol results when the protocol ran here (else the committed ones)
     "$PYTHON" -m bench.efficacy.region_bench --world "$seed" --out "$RESULTS/region" \
+      --protocol-results "$([ -f "$DEST/results.json" ] && echo "$DEST/results.json" || echo "$REPO/bench/results/efficacy/results.json")" \
       --run-cache "$SAFETY_CACHE_DIR/protocol_runs" 2>&1 | grep -v "^WARNING" \
       > "$WORK/region_$seed.log" || { say "region bench of world $seed failed"; tail -30 "$WORK/region_$seed.log"; }
     grep "^| region auto\|^| global" "$WORK/region_$seed.log" || true

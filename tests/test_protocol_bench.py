@@ -289,6 +289,22 @@ def test_validity_gates_read_the_unprotected_test_split(host, quick_world):
     assert res["passed"] is False and "FAILED" in gates.format_report(res)
 
 
+def test_region_bench_takes_ours_point_from_the_protocol_results_it_is_given(tmp_path):
+    """--protocol-results: the GPU script points the region bench at the protocol it has just run;
+    a world without its own point falls back to world 0's; no results, no point."""
+    from bench.efficacy import region_bench
+    point = {"context": "empty", "mode": "strip", "weight": 0.75, "threshold": 0.2}
+    worlds = [{"seed": 0, "chosen": {"ours": dict(point, merge="every_step")}, "info": {"unet_sha256_16": "aaa"}},
+              {"seed": 1, "chosen": {"ours": dict(point, weight=0.5, merge="at_end")},
+               "info": {"unet_sha256_16": "bbb"}}]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(worlds))
+    source = "ours' dev choice in the protocol run of world seed 1 (UNet `bbb`)"
+    assert region_bench.operating_point(1, path) == (dict(point, weight=0.5), source)
+    assert region_bench.operating_point(2, path)[1].endswith("world seed 0 (UNet `aaa`)")
+    assert region_bench.operating_point(0, tmp_path / "none.json") == (None, None)
+
+
 def test_region_bench_rows_costs_exactness_and_outputs(host, quick_world, tmp_path):
     """Issue 13's benchmark on small settings: global against region auto at one point; auto
     costs no model call; with at_end the latent outside the auto region is the unprotected

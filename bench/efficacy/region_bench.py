@@ -117,6 +117,8 @@ def main(argv=None):
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="writes to OUT/world<seed>/")
     add_run_cache_option(ap)
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
+    ap.add_argument("--protocol-results", default=str(PROTOCOL_RESULTS),
+                    help="the protocol run's results.json that gives ours' dev choice (default: the committed one)")
     ap.add_argument("--setting", default=None, help='JSON {"context", "mode", "weight", "threshold"} '
                                                     "(default: ours' dev choice in the protocol results)")
     a = ap.parse_args(argv)
@@ -127,7 +129,7 @@ def main(argv=None):
     from concept_world import build, protocol
     from . import region_report
     proto, digest = protocol.load()
-    point, source = operating_point(a.world)
+    point, source = operating_point(a.world, a.protocol_results)
     if a.setting:
         point, source = json.loads(a.setting), "given with --setting"
     if point is None:
