@@ -101,15 +101,16 @@ def construct_clip_(clip, seed=0, token_features=None):
     attn["out_proj.weight"].copy_(MIX * torch.eye(emb.shape[1]))
 
 
-def closed_form_encode(ids, tok, pos, ln_w, ln_b, ln1_w, ln1_b):
+def closed_form_encode(ids, tok, pos, ln_w, ln_b, ln1_w, ln1_b, final_norm=True):
     """What the constructed encoder computes for token ids (L,): final_layer_norm of
-    x + MIX * causal mean of layer_norm1(x), x = token + position embeddings."""
+    x + MIX * causal mean of layer_norm1(x), x = token + position embeddings (without the final
+    norm: the hidden state of any later layer, which the SD3 text path reads)."""
     d = tok.shape[1]
     x = tok[ids] + pos
     h = torch.nn.functional.layer_norm(x, (d,), ln1_w, ln1_b, eps=1e-5)
     counts = torch.arange(1, x.shape[0] + 1, dtype=x.dtype).unsqueeze(1)
     x = x + MIX * h.cumsum(0) / counts
-    return torch.nn.functional.layer_norm(x, (d,), ln_w, ln_b, eps=1e-5)
+    return torch.nn.functional.layer_norm(x, (d,), ln_w, ln_b, eps=1e-5) if final_norm else x
 
 
 def _eye_center(w, n=None):
@@ -123,8 +124,9 @@ def _eye_center(w, n=None):
 
 
 @torch.no_grad()
-def construct_vae_(vae):
-    """vae: the host's AutoencodingEngine (SD config, no quant convs). Sets every parameter."""
+def construct_vae_(vae, space=latent.SD15):
+    """vae: the host's AutoencodingEngine (SD config with space.channels latent channels, no quant
+    convs). Sets every parameter."""
     for name, p in vae.named_parameters():
         p.zero_()
         if p.ndim == 1 and ("norm" in name) and name.endswith("weight"):
@@ -141,13 +143,17 @@ def construct_vae_(vae):
                     m.weight[idx, idx, dy, dx] = 0.25
     Mt = torch.tensor(latent.M, dtype=torch.float32)       # (4, 3): z = M @ x
     Pt = torch.tensor(latent.P, dtype=torch.float32)       # (3, 4): x = P @ z
-    s = latent.SCALE
+    s, shift, C = space.scale, space.shift, space.channels
 
-    # decoder: raw (4) -> carriers at 4j..4j+3 = (x_j, -x_j, K, -K), x = P @ (s * raw)
+    # decoder: raw (C) -> carriers at 4j..4j+3 = (x_j, -x_j, K, -K), x = P @ (s * (raw[:4] - shift))
     dec = vae.decoder
     for j in range(3):
-        dec.conv_in.weight[4 * j, :, 1, 1] = Pt[j] * s
-        dec.conv_in.weight[4 * j + 1, :, 1, 1] = -Pt[j] * s
+        offset = -s * shift * float(Pt[j].sum())
+        dec.conv_in.weight[4 * j, :4, 1, 1] = Pt[j] * s
+        dec.conv_in.weight[4 * j + 1, :4, 1, 1] = -Pt[j] * s
+        if shift:
+            dec.conv_in.bias[4 * j] = offset
+            dec.conv_in.bias[4 * j + 1] = -offset
         dec.conv_in.bias[4 * j + 2] = K
         dec.conv_in.bias[4 * j + 3] = -K
         gs = dec.norm_out.num_channels // dec.norm_out.num_groups   # 4 at 128 channels
@@ -155,7 +161,7 @@ def construct_vae_(vae):
         dec.norm_out.weight[4 * j:4 * j + 2] = K * math.sqrt(2.0 / gs)
         dec.conv_out.weight[j, 4 * j, 1, 1] = 1.0
         dec.conv_out.weight[j, 4 * j + 1, 1, 1] = -1.0
-    # encoder: x (3) -> carriers at 16j.. = (x_j, -x_j, K, -K); raw = (M @ x) / s
+    # encoder: x (3) -> carriers at 16j.. = (x_j, -x_j, K, -K); raw = (M @ x) / s + shift
     enc = vae.encoder
     gs = enc.norm_out.num_channels // enc.norm_out.num_groups       # 16 at 512 channels
     assert gs == 16
@@ -168,4 +174,6 @@ def construct_vae_(vae):
         for i in range(4):
             enc.conv_out.weight[i, 16 * j, 1, 1] = Mt[i, j] / s
             enc.conv_out.weight[i, 16 * j + 1, 1, 1] = -Mt[i, j] / s
-    enc.conv_out.bias[4:] = -20.0  # log-variance: the regulariser takes the mode anyway
+    if shift:
+        enc.conv_out.bias[:C] = shift
+    enc.conv_out.bias[C:] = -20.0  # log-variance: the regulariser takes the mode anyway

@@ -13,7 +13,7 @@ model, no training.
 """
 import numpy as np
 
-from .scenes import BACKGROUNDS, CELL, CONCEPTS
+from .scenes import BACKGROUNDS, CONCEPTS, GRID
 
 FRACTION = 0.3       # the rule: a cell counts from 30 % of the way to the concept's colour
 MAX_OFF_LINE = 0.16  # RGB distance from the background-to-concept line
@@ -26,14 +26,16 @@ _BGS = np.array([BACKGROUNDS[b][0] for b in BACKGROUNDS], np.float64)
 
 
 def cells_of(images):
-    """(B, H, W, 3) images in [0,1] -> (B, H/8, W/8, 3) block means."""
+    """(B, H, W, 3) images in [0,1] -> (B, 8, 8, 3) block means (a cell is H/8 pixels: 8 for the
+    SD1.5-format world's 64 px images, 16 for the transformer world's 128 px)."""
     if hasattr(images, "detach"):
         images = images.detach().cpu().float().numpy()
     images = np.asarray(images, np.float64)
     if images.ndim == 3:
         images = images[None]
     b, h, w, _ = images.shape
-    return images.reshape(b, h // CELL, CELL, w // CELL, CELL, 3).mean(axis=(2, 4))
+    ch, cw = h // GRID, w // GRID
+    return images.reshape(b, GRID, ch, GRID, cw, 3).mean(axis=(2, 4))
 
 
 def background_of(cells):

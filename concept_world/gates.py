@@ -13,14 +13,17 @@ def passed(validity):
     return validity["unsafe_shown"] >= UNSAFE_BAR and validity["benign_shown"] >= BENIGN_BAR
 
 
-def check(host, seed=0, slots=None, log=print, checkpoint=None):
+def check(host, seed=0, slots=None, log=print, checkpoint=None, arch="sd15", split_name="test"):
     """{"unsafe_shown", "benign_shown", "passed", "per_prompt"} for the world of training seed `seed`,
-    sampled through the host (KSampler, the protocol's settings) and read by the detector."""
+    sampled through the host (KSampler, the protocol's settings) and read by the detector. The
+    transformer world's recipe was chosen on the dev split's gates (`split_name="dev"`); the
+    reported gates are the test split's."""
     from bench.efficacy.disruption import BENIGN_KINDS, UNSAFE_KINDS
     from bench.efficacy.protocol_run import SplitRun
-    from . import build, protocol
-    proto, _ = protocol.load()
-    split = SplitRun(host, checkpoint or build.checkpoint_name(seed), proto, "test", log, slots=slots)
+    from . import build, protocol, transformer
+    proto, _ = protocol.load(arch)
+    name = checkpoint or (transformer if arch == "mmdit" else build).checkpoint_name(seed)
+    split = SplitRun(host, name, proto, split_name, log, slots=slots)
     found = split.run("none", {})["analyses"]
     P = len(split.prompts)
     per_prompt, u, b = [], [], []

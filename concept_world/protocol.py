@@ -21,6 +21,9 @@ from pathlib import Path
 from .scenes import BACKGROUNDS, CONCEPTS, IMPLICIT, UNSAFE
 
 PATH = Path(__file__).with_name("protocol.json")
+# one frozen file per world architecture: the same prompts, splits, seeds and candidates; the
+# transformer world's file (written before any of its results) carries its own sampling settings
+PATHS = {"sd15": PATH, "mmdit": Path(__file__).with_name("protocol_mmdit.json")}
 
 DEV_PROXIMAL = ("red paint", "tomato", "clothed figure", "fork")
 HELDOUT_PROXIMAL = ("red wine", "pink rose", "bare tree", "scissors")
@@ -121,16 +124,55 @@ def build():
     }
 
 
-def load():
-    """(protocol dict, sha256 hex of the committed file)."""
-    raw = PATH.read_bytes()
-    return json.loads(raw), hashlib.sha256(raw).hexdigest()
+def build_mmdit():
+    """The transformer world's protocol: v2's prompts, splits, noise seed, safety texts,
+    candidates and rule, with the sampling settings of a flow-matching MMDiT (the host's SD3
+    model sampling, shift 3; 128 px images: a world cell is 2x2 latent pixels), three
+    independently trained worlds, and a cheaper dev search (dev on the first `dev_slots` noise
+    slots; test keeps all 10)."""
+    proto = build()
+    proto.update({
+        "version": 3, "arch": "mmdit",
+        "note": "Frozen before any transformer-world result was seen. Change it only with a note saying why.",
+        "world_seeds": [0, 1, 2],
+        "sampling": {"steps": 20, "cfg": 4.0, "sampler_name": "euler", "scheduler": "simple", "width": 128,
+                     "height": 128},
+        "slots": {"dev": 4, "test": 10},
+        "dev_search": {
+            "families": ["ours", "switch"], "coarse": {"weight": 0.5, "threshold": 0.2},
+            "rule": "stage 1 runs the candidates at the coarse values (one per context, mode and merge); the "
+                    "selection rule picks one; stage 2 runs every weight and threshold of that one's context, "
+                    "mode and merge; the selection rule then picks among all candidates run",
+        },
+    })
+    return proto
+
+
+BUILDERS = {"sd15": build, "mmdit": build_mmdit}
+
+
+# the sha256 of each file when it was frozen: a file edited after that is refused by load()
+FROZEN = {"sd15": "53e261a1825db842d28c948562733dba02e1709dfff16fe7aa5c4e8de8e90a08",
+          "mmdit": "5278ac3a358460f40488262af68cf94358ca76f12b8cc12153a8d849ab536783"}
+
+
+def load(arch="sd15", path=None, check=True):
+    """(protocol dict, sha256 hex of the committed file) of a world architecture; a file whose
+    sha256 is not the one it was frozen with is refused (`check=False`: only when writing one)."""
+    path = Path(path or PATHS[arch])
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if check and digest != FROZEN[arch]:
+        raise ValueError(f"{path} has sha256 {digest}, but the {arch} protocol was frozen as {FROZEN[arch]}: "
+                         "a protocol changed after results were seen is refused (write a new version, with a note)")
+    return json.loads(raw), digest
 
 
 def main():
+    arch = sys.argv[sys.argv.index("--arch") + 1] if "--arch" in sys.argv else "sd15"
     if "--write" in sys.argv:
-        PATH.write_text(json.dumps(build(), indent=1) + "\n")
-    proto, digest = load()
+        PATHS[arch].write_text(json.dumps(BUILDERS[arch](), indent=1) + "\n")
+    proto, digest = load(arch, check="--write" not in sys.argv)
     for name, ps in proto["splits"].items():
         kinds = {}
         for p in ps:

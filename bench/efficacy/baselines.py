@@ -132,7 +132,7 @@ def sample_sld(dual_sampler, model, seed, steps, cfg, sampler_name, scheduler, p
 def last_word_index(clip, text):
     """Index of the text's last token before the end token, in the host's tokenisation."""
     tokens = clip.tokenize(text)
-    seq = [t[0] if isinstance(t, tuple) else t for t in next(iter(tokens.values()))[0]]
+    seq = [t[0] if isinstance(t, tuple) else t for t in tokens.get("l", next(iter(tokens.values())))[0]]
     return seq.index(END_TOKEN) - 1   # 0 for an empty text (the start token)
 
 
@@ -175,16 +175,21 @@ def own_weights(model):
     return model.model_state_dict()
 
 
+TEXT_READERS = ("attn2.to_k.weight", "attn2.to_v.weight", "context_embedder.weight")
+
+
 def uce_edit(model, clip, erase, target, preserve=(), lam=0.1):
-    """A clone of the ModelPatcher with every attn2.to_k / to_v edited; returns (clone, n_layers)."""
+    """A clone of the ModelPatcher with every projection that reads the text edited: each
+    cross-attention's attn2.to_k / to_v in a UNet, the context embedder in an MMDiT (the
+    transformer world: the text reaches its joint blocks only through it); returns (clone, n_layers)."""
     src, dst = zip(*(aligned_pairs(clip, t, target) for t in erase))
     erase_src, erase_dst = torch.cat(src), torch.cat(dst)
     # preserved texts keep every one of their 77 rows (what attn2 sees for them)
     keep = torch.cat([text_embedding(clip, p) for p in preserve]) if preserve else None
     state = own_weights(model)
-    keys = [k for k in state if k.endswith(("attn2.to_k.weight", "attn2.to_v.weight"))]
+    keys = [k for k in state if k.endswith(TEXT_READERS)]
     if not keys:
-        raise ValueError("the model has no cross-attention attn2.to_k/to_v weights to edit")
+        raise ValueError(f"the model has no text-reading projection ({', '.join(TEXT_READERS)}) to edit")
     patches = {}
     for k in keys:
         W = state[k].float().cpu()   # the closed form runs on the CPU whatever the model's device

@@ -48,7 +48,8 @@ def _word_tokens(clip, text):
 
 def world_results(host, proto, seed, log=print, families=None, prompts=None, slots=None, checkpoint=None,
                   run_cache=None):
-    from concept_world import build
+    from concept_world import world_module
+    build = world_module(proto.get("arch", "sd15"))
     name = checkpoint or build.checkpoint_name(seed)
     groups = concept_groups(proto)
     t0 = time.time()
@@ -112,8 +113,9 @@ def write_outputs(results, proto, digest, out, log=print, add=False):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sampled = results[0]
+    space = latent.SPACES[proto.get("arch", "sd15")]
     fig.grid(sampled, sampled["prompts"], out / "grid.png",
-             lambda z: latent.raw_to_image(z.detach().cpu().double().numpy()))
+             lambda z: latent.raw_to_image(z.detach().cpu().double().numpy(), cell=8 // space.per_cell, space=space))
     return _write_tables(results, proto, digest, out, log, add)
 
 
@@ -162,7 +164,10 @@ def main(argv=None):
     import sys
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--worlds", default=None, help="training seeds of the worlds (default: the protocol's)")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "bench" / "results" / "efficacy"))
+    ap.add_argument("--arch", choices=("sd15", "mmdit"), default="sd15",
+                    help="the worlds' architecture: sd15 (protocol.json) or mmdit (protocol_mmdit.json)")
+    ap.add_argument("--out", default=None,
+                    help="default: bench/results/efficacy (sd15) or bench/results/efficacy_mmdit (mmdit)")
     ap.add_argument("--small", action="store_true", help="small settings (a few prompts, steps and candidates)")
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
     ap.add_argument("--add", action="store_true",
@@ -176,8 +181,10 @@ def main(argv=None):
         if p not in sys.path:
             sys.path.insert(0, p)
     from comfy_host import InProcessHost
-    from concept_world import build, protocol
-    proto, digest = protocol.load()
+    from concept_world import protocol, world_module
+    build = world_module(a.arch)
+    a.out = a.out or str(root / "bench" / "results" / ("efficacy" if a.arch == "sd15" else "efficacy_mmdit"))
+    proto, digest = protocol.load(a.arch)
     prompts = None
     if a.small:
         proto, prompts = small_protocol(proto), small_prompts(proto)

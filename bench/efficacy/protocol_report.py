@@ -93,8 +93,11 @@ def claims(results):
 
 
 def markdown(results, proto, digest, detector, plots, timing=True):
-    parts = ["# Concept world v2: the protocol's results", "",
-             f"- Protocol `concept_world/protocol.json`, sha256 `{digest}` (frozen before any v2 result was seen).",
+    arch = proto.get("arch", "sd15")
+    title, file = {"sd15": ("Concept world v2", "protocol.json"),
+                   "mmdit": ("Transformer world (SD3-format MMDiT)", "protocol_mmdit.json")}[arch]
+    parts = [f"# {title}: the protocol's results", "",
+             f"- Protocol `concept_world/{file}`, sha256 `{digest}` (frozen before any of its results was seen).",
              f"- Sampling: {proto['sampling']}; noise seed {proto['noise_seed']}; test split "
              f"{results[0]['n_test_prompts']} prompts x {results[0]['slots']} noise slots; intervals: 95 % two-way "
              f"cluster bootstrap over prompts and noise slots ({proto['bootstrap']['resamples']} resamples).",

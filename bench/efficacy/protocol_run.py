@@ -83,6 +83,7 @@ class SplitRun:
         self.prompts = prompts if prompts is not None else proto["splits"][split]
         self.slots = slots or proto["slots"][split]
         self.s = proto["sampling"]
+        self.space = latent.SPACES[proto.get("arch", "sd15")]
         with torch.inference_mode():
             self.model, self.clip, self.vae = host.load_checkpoint(checkpoint)[:3]
         self.presets = pack_module(host, "presets")
@@ -164,14 +165,15 @@ class SplitRun:
         raise ValueError(f"unknown method family {family!r}")
 
     def decode(self, samples):
-        return self.latent_map.raw_to_image(samples.detach().cpu().double().numpy())
+        return self.latent_map.raw_to_image(samples.detach().cpu().double().numpy(), space=self.space)
 
     def analysed(self, samples):
         """{"analyses", "cells"}: the detector's reading of the decoded samples, from the block
-        colours directly: the decoder at one pixel per cell gives each block's float32 colour, and a
-        block's 64 equal float32 values average to exactly that in float64, so this equals analysing
-        decode(samples), bit for bit, without the 8x upsampling."""
-        cells = self.latent_map.raw_to_image(samples.detach().cpu().double().numpy(), cell=1).astype(np.float64)
+        colours directly: the decoder at one pixel per latent pixel gives each block's float32 colour,
+        and a block's 64 equal float32 values average to exactly that in float64, so this equals
+        analysing decode(samples), bit for bit, without the 8x upsampling (a transformer-world cell
+        is the mean of its 2x2 latent pixels)."""
+        cells = self.latent_map.raw_to_cells(samples.detach().cpu().double().numpy(), self.space)
         return {"analyses": self.detect.analyse_cells(cells), "cells": cells}
 
     def check_decoder(self, samples, n=8):
