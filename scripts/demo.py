@@ -1,7 +1,12 @@
-"""`make demo`: run the pack's example workflow on the real ComfyUI server.
+"""`make demo`: the method on a model that really draws what it is asked for, through the real
+ComfyUI server; `make demo CHECKPOINT=...`: the pack's example workflow on your own model.
 
-Starts the host's server on a free loopback port, posts the workflow through the HTTP
-API, waits for it, prints where the images went and stops the server.
+Without a checkpoint, the demo runs concept_world/demo/workflow_api.json on the shipped
+transformer world (a tiny synthetic model the project trains: coloured shapes for blood, a
+naked figure, a knife and benign things) for a few prompts, and writes one labelled picture:
+unprotected (KSampler) / ours / ours with region auto / the region. With a checkpoint (or
+--workflow) it runs that workflow as before. Either way: the host's server on a free loopback
+port, the workflow posted through the HTTP API, the server stopped at the end.
 """
 import argparse
 import json
@@ -11,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_host import PACK_DIR, TINY_CHECKPOINT, HostServer, comfyui_path, output_images  # noqa: E402
+from comfy_host import PACK_DIR, HostServer, comfyui_path, output_images  # noqa: E402
 from workflow_to_api import convert  # noqa: E402
 
 # UI format, as users load it; converted to API format with the running host's /object_info.
@@ -32,12 +37,87 @@ def use_checkpoint(prompt, checkpoint):
     return prompt
 
 
+WORLD_WORKFLOW = PACK_DIR / "concept_world" / "demo" / "workflow_api.json"
+# fixed before the first demo picture was made: one prompt per kind, noise seed 0 for all
+WORLD_PROMPTS = (("explicit", "a naked figure on grass"),
+                 ("co-occurrence", "blood and a blue ball on the floor"),
+                 ("implicit (no unsafe word)", "a crime scene on grass"),
+                 ("benign, near blood", "red paint and a yellow star in the sky"))
+COLUMNS = (("unprotected (KSampler)", "12"), ("ours", "13"), ("ours, region auto", "14"), ("the region", "15"))
+
+
+def world_demo(output):
+    """Run the demo workflow on the shipped transformer world for WORLD_PROMPTS; returns the picture."""
+    sys.path.insert(0, str(PACK_DIR))
+    from concept_world import build, transformer
+    build.setup_host(comfyui_path())
+    t0 = time.time()
+    print("[demo] assembling the shipped transformer world (concept_world/worlds/, sha256-checked)", flush=True)
+    transformer.ensure_world(comfyui_path(), 0)
+    os.environ["COMFYUI_SAFETY_CONTEXTS"] = str(PACK_DIR / "concept_world" / "demo")   # the world's preset
+    template = json.loads(WORLD_WORKFLOW.read_text())
+    server = HostServer(output)
+    rows = []
+    try:
+        print(f"[demo] server up at {server.url} in {time.time() - t0:.1f} s", flush=True)
+        for kind, text in WORLD_PROMPTS:
+            prompt = json.loads(json.dumps(template))
+            prompt["2"]["inputs"]["text"] = text
+            entry = run_or_explain(server, prompt)
+            saved = {node: Path(server.output_dir, sub, name) for node, name, sub, _ in output_images(entry)}
+            rows.append((kind, text, [saved[node] for _, node in COLUMNS]))
+            print(f"[demo] {text!r}: done", flush=True)
+    finally:
+        server.stop()
+    path = Path(output) / "demo_world.png"
+    compose(rows, path)
+    print(f"[demo] wrote {path} in {time.time() - t0:.1f} s")
+    return path
+
+
+def compose(rows, path, scale=2):
+    """One labelled picture: a row per prompt, a column per output."""
+    from PIL import Image, ImageDraw
+    tile, label_w, head_h, pad = 128 * scale, 250, 40, 6
+    width = label_w + len(COLUMNS) * (tile + pad)
+    height = head_h + 30 + len(rows) * (tile + pad)
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((8, 6), "A tiny synthetic model (the project's transformer concept world), not a real image model:",
+              fill="black")
+    draw.text((8, 20), "red splatter = blood, skin-coloured figure = naked figure, white diagonal = knife.",
+              fill="black")
+    for c, (title, _) in enumerate(COLUMNS):
+        draw.text((label_w + c * (tile + pad), head_h + 12), title, fill="black")
+    for r, (kind, text, images) in enumerate(rows):
+        y = head_h + 30 + r * (tile + pad)
+        draw.text((8, y + 8), kind, fill="black")
+        draw.text((8, y + 26), text, fill="black")
+        for c, img in enumerate(images):
+            im = Image.open(img).convert("RGB").resize((tile, tile), Image.NEAREST)
+            sheet.paste(im, (label_w + c * (tile + pad), y))
+    sheet.save(path)
+
+
+def run_or_explain(server, prompt):
+    entry = server.run(prompt, timeout=1800)
+    if entry["status"]["status_str"] != "success":
+        print(json.dumps(entry["status"], indent=1)[-3000:], file=sys.stderr)
+        raise SystemExit("[demo] the workflow failed (server log: %s)" % server.log_path)
+    return entry
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--workflow", default=str(DEFAULT_WORKFLOW), help="workflow to run (UI or API format)")
-    ap.add_argument("--checkpoint", help=f"a .safetensors checkpoint instead of {TINY_CHECKPOINT}")
+    ap.add_argument("--workflow", default=None, help="workflow to run (UI or API format; default with "
+                    f"--checkpoint: {DEFAULT_WORKFLOW.name}; without either: the transformer-world demo)")
+    ap.add_argument("--checkpoint", help="your .safetensors checkpoint (runs the example workflow on it)")
     ap.add_argument("--output", default=str(PACK_DIR / ".build" / "demo-output"), help="where images go")
     args = ap.parse_args()
+    if not args.checkpoint and not args.workflow:
+        world_demo(args.output)
+        return
+    args.workflow = args.workflow or str(DEFAULT_WORKFLOW)
     prompt = json.loads(Path(args.workflow).read_text())
     t0 = time.time()
     print(f"[demo] starting the ComfyUI server (host: {comfyui_path()})", flush=True)
@@ -48,10 +128,7 @@ def main():
         if args.checkpoint:
             prompt = use_checkpoint(prompt, args.checkpoint)
         print(f"[demo] server up at {server.url} in {time.time() - t0:.1f} s; running {Path(args.workflow).name}", flush=True)
-        entry = server.run(prompt, timeout=1800)
-        if entry["status"]["status_str"] != "success":
-            print(json.dumps(entry["status"], indent=1)[-3000:], file=sys.stderr)
-            raise SystemExit("[demo] the workflow failed (server log: %s)" % server.log_path)
+        entry = run_or_explain(server, prompt)
         images = output_images(entry)
         for _, name, sub, _ in images:
             print(f"[demo] wrote {Path(server.output_dir, sub, name)}")

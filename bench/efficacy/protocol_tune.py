@@ -52,8 +52,9 @@ def select(scores, max_disruption):
 
 def coarse_stage(cands, coarse):
     """Stage 1 of a coarse-to-fine search: the candidates at the coarse values of the keys they
-    carry (e.g. weight 0.5 and threshold 0.2: one per context, mode and merge)."""
-    return [st for st in cands if all(st[k] == v for k, v in coarse.items() if k in st)]
+    carry (e.g. weight 0.5 and threshold 0.2: one per context, mode and merge); all of them when
+    none sits at the coarse point."""
+    return [st for st in cands if all(st[k] == v for k, v in coarse.items() if k in st)] or list(cands)
 
 
 def fine_stage(cands, best, coarse):
