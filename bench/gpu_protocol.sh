@@ -18,6 +18,9 @@
 #   2. if the 10-minute limit cut it, at once (the machine goes back after a short idle time, and
 #      the cache with it) `bash bench/gpu_protocol.sh protocol`: it goes on where call 1 stopped;
 #   3. copy $OUT/efficacy/ into bench/results/efficacy/.
+# `mmdit` runs the transformer worlds' protocol (concept_world/protocol_mmdit.json; the shipped
+# weights, sha256-checked) for every seed into $OUT/efficacy_mmdit (copy it into
+# bench/results/efficacy_mmdit/); it is not part of `all`.
 # Worlds of the committed results.json that a call does not redo are kept. SAFETY_HOST_CPU=1 runs
 # the script on the CPU (a smoke test with --small; the worlds must already be in
 # $SAFETY_CACHE_DIR).
@@ -78,5 +81,11 @@ if wants region; then
       > "$WORK/region_$seed.log" || { say "region bench of world $seed failed"; tail -30 "$WORK/region_$seed.log"; }
     grep "^| region auto\|^| global" "$WORK/region_$seed.log" || true
   done
+fi
+if [[ ",$what," == *",mmdit,"* ]]; then
+  mkdir -p "$RESULTS/efficacy_mmdit"
+  "$PYTHON" -m bench.efficacy.protocol_bench --arch mmdit --out "$RESULTS/efficacy_mmdit" \
+    --run-cache "$SAFETY_CACHE_DIR/protocol_runs" "$@" 2>&1 | grep -v "^WARNING" > "$WORK/mmdit.log" || true
+  grep "^\[protocol\] dev choice\|validity gates" "$WORK/mmdit.log" || tail -30 "$WORK/mmdit.log"
 fi
 say "done in $(( $(date +%s) - t0 )) s"

@@ -66,7 +66,8 @@ def unet_checksum(path):
     return h.hexdigest()[:16]
 # what defines the trained weights (a change retrains): these files and the training functions
 _HASHED = ["scenes.py", "latent.py", "construct.py"]
-_HASHED_FUNCS = ["init_unet_", "build_untrained", "save_checkpoint", "encode_captions", "train"]
+_HASHED_FUNCS = ["init_unet_", "build_untrained", "save_checkpoint", "encode_captions", "train", "lr_at",
+                 "optimiser_step_"]
 
 
 def cache_root():
@@ -178,6 +179,25 @@ def encode_captions(ckpt_path, captions, verify=6, log=print):
     return out
 
 
+def lr_at(config, step, steps):
+    """The learning rate at `step`: linear warmup, then cosine decay to 10 % of the peak."""
+    return config["lr"] * min(1.0, (step + 1) / config["warmup"]) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.9 + 0.1)
+
+
+def optimiser_step_(model, opt, loss, ema, step, config):
+    """One training step: backward, gradient clipping, the optimiser, then the exponential moving
+    average of the weights that is sampled from (on a short run it gives much cleaner samples
+    than the last iterate; its decay warms up so early steps count less)."""
+    import torch
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
+    opt.step()
+    with torch.no_grad():
+        d = min(config["ema_decay"], (1 + step) / (10 + step))
+        torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1.0 - d)
+
+
 def train(config, workdir, log=print):
     """Train the UNet; returns (checkpoint path, training seconds)."""
     import torch
@@ -215,7 +235,7 @@ def train(config, workdir, log=print):
     loss_avg = None
     ema_params = [p.detach().clone() for p in unet.parameters()]
     for step in range(steps):
-        lr = config["lr"] * min(1.0, (step + 1) / config["warmup"]) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.9 + 0.1)
+        lr = lr_at(config, step, steps)
         for grp in opt.param_groups:
             grp["lr"] = lr
         # the draws come from a CPU generator whatever the device: the same data order everywhere
@@ -234,15 +254,7 @@ def train(config, workdir, log=print):
         snr = abar[t] / (1.0 - abar[t])
         weight = snr.clamp(max=config["min_snr_gamma"]) / snr
         loss = (weight * (pred - eps).pow(2).mean(dim=(1, 2, 3))).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), config["grad_clip"])
-        opt.step()
-        # sample from an exponential moving average of the weights: on a short run it gives
-        # much cleaner samples than the last iterate (decay warms up so early steps count less)
-        with torch.no_grad():
-            d = min(config["ema_decay"], (1 + step) / (10 + step))
-            torch._foreach_lerp_(ema_params, [p.detach() for p in unet.parameters()], 1.0 - d)
+        optimiser_step_(unet, opt, loss, ema_params, step, config)
         loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
         if step % 50 == 0 or step == steps - 1:
             el = time.time() - t0

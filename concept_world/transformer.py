@@ -20,7 +20,6 @@ each machine from the shipped file (or from a world trained into the cache).
 """
 import hashlib
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ SHIPPED = Path(__file__).with_name("worlds")
 WORLD_SEEDS = (0, 1, 2)
 CONFIG = dict(
     seed=0, data_seed=0, n_train=12000, data_noise=0.02, depth=2,
-    steps=3000, batch=32, lr=1e-3, warmup=50, weight_decay=0.0, grad_clip=1.0,
+    steps=7000, batch=32, lr=1e-3, warmup=50, weight_decay=0.0, grad_clip=1.0,
     ema_decay=0.995, cfg_dropout=0.1, clip_seed=0, logit_mean=0.0, logit_std=1.0, shift=3.0,
 )
 CLIP_PREFIX = "text_encoders.clip_l.transformer."
@@ -58,11 +57,22 @@ def config_hash(config):
         h.update((Path(__file__).parent / name).read_bytes())
     for name in _HASHED_FUNCS:
         h.update(inspect.getsource(getattr(sys.modules[__name__], name)).encode())
+    for name in ("lr_at", "optimiser_step_"):   # the training step shared with the SD1.5 world
+        h.update(inspect.getsource(getattr(build, name)).encode())
     return h.hexdigest()[:16]
 
 
+def training_threads():
+    """The torch thread count training runs with (SAFETY_WORLD_THREADS, default 1)."""
+    return int(os.environ.get("SAFETY_WORLD_THREADS", "1"))
+
+
 def cache_dir(config):
-    return build.cache_root() / "mmdit" / config_hash(config)
+    """Where a world of this recipe trains: the device and, on the CPU, the thread count are part
+    of the key (they change the floats, so a world trained otherwise never stands in for it)."""
+    dev = build.train_device()
+    where = f"{dev}-t{training_threads()}" if dev == "cpu" else dev
+    return build.cache_root() / "mmdit" / f"{config_hash(config)}-{where}"
 
 
 def file_sha256(path):
@@ -116,11 +126,12 @@ def init_mmdit_(model, seed):
 
 def build_clip_vae(clip_seed=0):
     """The constructed text encoder (the SD1.5 world's CLIP-L) and a 16-channel constructed VAE."""
+    import torch
     import comfy.sd1_clip
     from comfy.ldm.models.autoencoder import AutoencodingEngine
     import build_tiny_checkpoint as btc
     from . import construct
-    clip = comfy.sd1_clip.SDClipModel(device="cpu", dtype=None)
+    clip = comfy.sd1_clip.SDClipModel(device="cpu", dtype=torch.float32)
     construct.construct_clip_(clip, clip_seed)
     cfg = dict(btc.SD_VAE, z_channels=latent.SD3.channels)
     vae = AutoencodingEngine(
@@ -207,7 +218,7 @@ def train(config, workdir, log=print):
     import torch
     from . import scenes
     torch.manual_seed(config["seed"])
-    torch.set_num_threads(int(os.environ.get("SAFETY_WORLD_THREADS", "1")))
+    torch.set_num_threads(training_threads())
     dev = torch.device(build.train_device())
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +246,7 @@ def train(config, workdir, log=print):
     ema = [p.detach().clone() for p in model.parameters()]
     loss_avg, t0 = None, time.time()
     for step in range(steps):
-        lr = config["lr"] * min(1.0, (step + 1) / config["warmup"]) * (0.5 * (1 + math.cos(math.pi * step / steps)) * 0.9 + 0.1)
+        lr = build.lr_at(config, step, steps)
         for grp in opt.param_groups:
             grp["lr"] = lr
         # every draw from one CPU generator: the same data order on every device
@@ -247,13 +258,7 @@ def train(config, workdir, log=print):
         ctx = emb[cap_idx[idx].to(dev)].clone()
         ctx[drop] = empty
         loss = (model(xt, timestep, context=ctx) - target).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
-        opt.step()
-        with torch.no_grad():
-            d = min(config["ema_decay"], (1 + step) / (10 + step))
-            torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1.0 - d)
+        build.optimiser_step_(model, opt, loss, ema, step, config)
         loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
         if step % 100 == 0 or step == steps - 1:
             el = time.time() - t0
@@ -353,8 +358,8 @@ def ship(seed, log=print):
               "config_hash": config_hash(config), "train_seconds": info["train_seconds"],
               "s_per_step": info["s_per_step"], "device": info["device"], "threads": info["threads"],
               "final_loss": info["final_loss"], "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "recipe": "python -m concept_world.transformer --seeds %d --retrain (SAFETY_WORLD_THREADS=%d)"
-                        % (seed, info["threads"]),
+              "recipe": "SAFETY_WORLD_THREADS=%d python -m concept_world.transformer --seeds %d --retrain --ship"
+                        % (info["threads"], seed),
               "note": "Trained by the recipe above. Other CPUs (and thread counts) train other floats from the "
                       "same seed; the shipped file is what every machine measures."}
     (SHIPPED / f"mmdit-s{seed}.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -17,7 +17,9 @@ from concept_world import build, detect, latent, protocol, scenes, transformer  
 
 
 def test_shipped_weights_match_their_record_and_fit_the_size_limit():
-    for seed in (0,):
+    seeds = [s for s in transformer.WORLD_SEEDS if transformer.shipped(s)]
+    assert 0 in seeds                                                    # the demo's world at least
+    for seed in seeds:
         path, meta = transformer.shipped(seed)
         assert path.stat().st_size < 5 * 2**20                          # a trained model ships under 5 MiB
         assert transformer.file_sha256(path) == meta["sha256"]
@@ -119,6 +121,15 @@ def test_training_is_deterministic_for_a_fixed_thread_count(host, tmp_path):
     assert moved   # the training moved the weights
 
 
+def test_a_world_trained_with_other_threads_never_stands_in_for_another(monkeypatch):
+    config = transformer.world_config(0)
+    monkeypatch.setenv("SAFETY_WORLD_THREADS", "1")
+    one = transformer.cache_dir(config)
+    monkeypatch.setenv("SAFETY_WORLD_THREADS", "2")
+    assert transformer.cache_dir(config) != one and transformer.cache_dir(config).name.endswith("-cpu-t2")
+    assert transformer.cache_dir(transformer.world_config(1)) != transformer.cache_dir(config)
+
+
 def test_mmdit_protocol_is_frozen_and_an_edited_file_is_refused(tmp_path):
     proto, digest = protocol.load("mmdit")
     assert digest == protocol.FROZEN["mmdit"] and protocol.build_mmdit() == proto
@@ -200,3 +211,22 @@ def test_combined_table_shows_every_world_and_reads_claims_over_the_valid_ones(t
     best = rows["Ours at its dev point gives a lower unsafe rate than the best baseline"]
     assert best[0].endswith("(pending)") and not best[2].endswith("(pending)")
     assert "pending a GPU rerun" in text
+
+
+def test_make_demo_runs_the_world_workflow_through_the_real_server(tmp_path, world):
+    """`make demo`'s command on a fresh output folder: the real server runs the demo workflow on
+    the shipped world for each prompt and the labelled picture is written."""
+    import subprocess
+    from PIL import Image
+    proc = subprocess.run([sys.executable, str(PACK_DIR / "scripts" / "demo.py"), "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    sys.path.insert(0, str(PACK_DIR / "scripts"))
+    import demo
+    pic = Image.open(tmp_path / "demo_world.png")
+    assert pic.size[1] > len(demo.WORLD_PROMPTS) * 256
+    saved = sorted((tmp_path / "demo").glob("*.png"))
+    assert len(saved) == len(demo.WORLD_PROMPTS) * len(demo.COLUMNS)
+    # the unprotected column is KSampler's image: it shows the explicit prompt's naked figure
+    first = np.asarray(Image.open(sorted((tmp_path / "demo").glob("unprotected_*.png"))[0]).convert("RGB"))
+    assert first.shape == (128, 128, 3)
