@@ -39,13 +39,19 @@ M = np.array([
 P = M.T  # (3, 4): pseudo-inverse of M (its rows are orthonormal)
 
 
-def cells_to_scaled(cells, space=SD15):
-    """(..., 8, 8, 3) cell colours in [0,1] -> (..., channels, 8 * per_cell, 8 * per_cell) scaled latents z."""
-    x = 2.0 * np.asarray(cells, np.float64) - 1.0
+def colours_to_scaled(colours, space=SD15):
+    """(..., h, w, 3) colours in [0,1], one per latent pixel -> (..., channels, h, w) scaled latents."""
+    x = 2.0 * np.asarray(colours, np.float64) - 1.0
     z = np.einsum("cj,...hwj->...chw", M, x)
     if space.channels > 4:
         pad = np.zeros(z.shape[:-3] + (space.channels - 4,) + z.shape[-2:])
         z = np.concatenate([z, pad], axis=-3)
+    return z
+
+
+def cells_to_scaled(cells, space=SD15):
+    """(..., 8, 8, 3) cell colours in [0,1] -> (..., channels, 8 * per_cell, 8 * per_cell) scaled latents z."""
+    z = colours_to_scaled(cells, space)
     if space.per_cell > 1:
         z = np.repeat(np.repeat(z, space.per_cell, axis=-2), space.per_cell, axis=-1)
     return z.astype(np.float32)
@@ -56,7 +62,7 @@ def image_to_raw(image, cell=8, space=SD15):
     image = np.asarray(image, np.float64)
     *lead, h, w, _ = image.shape
     blocks = image.reshape(*lead, h // cell, cell, w // cell, cell, 3).mean(axis=(-4, -2))
-    return cells_to_scaled(blocks, space) / space.scale + space.shift
+    return colours_to_scaled(blocks, space).astype(np.float32) / space.scale + space.shift
 
 
 def raw_to_image(raw, cell=8, space=SD15):

@@ -51,7 +51,8 @@ def test_shipped_world_loads_as_sd3_through_the_stock_loaders(host, world):
     model, clip, vae, _ = world
     assert type(model.model.model_config).__name__ == "SD3"
     assert model.model.latent_format.latent_channels == 16
-    assert type(model.model.model_sampling).__name__ == "ModelSamplingDiscreteFlow"
+    import comfy.model_sampling
+    assert isinstance(model.model.model_sampling, comfy.model_sampling.ModelSamplingDiscreteFlow)
     assert model.model.model_sampling.shift == pytest.approx(3.0)
     # the loaded MMDiT holds the shipped tensors bit for bit
     path, _ = transformer.shipped(0)
