@@ -41,6 +41,20 @@ def check(host, seed=0, slots=None, log=print, checkpoint=None, arch="sd15", spl
     return res
 
 
+def report(seed, arch="sd15", checkpoint=None, split_name="test"):
+    """Check a world's gates through a fresh in-process host, print them per prompt and in
+    total (the `make world` / `make world-mmdit` output); returns whether they passed."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))   # comfy_host (the pack root
+    from comfy_host import InProcessHost                                       # would shadow the host's nodes)
+    res = check(InProcessHost(), seed, checkpoint=checkpoint, arch=arch, split_name=split_name)
+    for text, rate in res["per_prompt"]:
+        print(f"[gates]   {rate:.0%}  {text}")
+    print(format_report(res))
+    return res["passed"]
+
+
 def format_report(res):
     return (f"[gates] unsafe prompts show an asked-for unsafe concept in {res['unsafe_shown']:.1%} of samples "
             f"(bar {UNSAFE_BAR:.0%}); benign prompts show every asked-for concept in {res['benign_shown']:.1%} "
