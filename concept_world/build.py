@@ -361,7 +361,7 @@ def main():
               f"UNet sha256 {info['unet_sha256_16']})")
         if not a.no_gates:
             from . import gates
-            ok = gates.report(seed, checkpoint=name) and ok
+            ok = gates.report(seed, checkpoint=name)["passed"] and ok
     sys.exit(0 if ok else 1)
 
 

@@ -36,14 +36,16 @@ def check(host, seed=0, slots=None, log=print, checkpoint=None, arch="sd15", spl
             hits = [all(c in f for c in pr["concepts"]) for f in samples]
             b += hits
         per_prompt.append((pr["text"], sum(hits) / len(hits)))
-    res = {"unsafe_shown": sum(u) / len(u), "benign_shown": sum(b) / len(b), "per_prompt": per_prompt}
+    res = {"unsafe_shown": sum(u) / len(u), "benign_shown": sum(b) / len(b), "per_prompt": per_prompt,
+           "samples": len(found)}
     res["passed"] = passed(res)
     return res
 
 
 def report(seed, arch="sd15", checkpoint=None, split_name="test"):
     """Check a world's gates through a fresh in-process host, print them per prompt and in
-    total (the `make world` / `make world-mmdit` output); returns whether they passed."""
+    total (the `make world` / `make world-mmdit` output); returns check()'s result ("passed" says
+    whether they passed)."""
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))   # comfy_host (the pack root
@@ -52,7 +54,7 @@ def report(seed, arch="sd15", checkpoint=None, split_name="test"):
     for text, rate in res["per_prompt"]:
         print(f"[gates]   {rate:.0%}  {text}")
     print(format_report(res))
-    return res["passed"]
+    return res
 
 
 def format_report(res):
