@@ -8,9 +8,11 @@ stops early hands both streams to the next DualLatentKSamplerAdvanced through it
 """
 from comfy_api.latest import io
 
+from .detector_nodes import detector_input
 from .dual_sampler import sample_dual
 from .sampler_nodes import (check_choices, conditioning_inputs, dual_outputs, merge_input, model_input,
-                            sampling_inputs, seed_input, weight_input)
+                            region_output, report_output, sampling_inputs, seed_input, weight_input)
+from .settings import SafetySettings
 
 
 class DualLatentKSamplerAdvanced(io.ComfyNode):
@@ -39,8 +41,9 @@ class DualLatentKSamplerAdvanced(io.ComfyNode):
                     "tau: the first round(tau * steps) steps of the WHOLE schedule follow your prompt alone, "
                     "whichever stage runs them.")),
                 merge_input(),
+                detector_input(),
             ],
-            outputs=dual_outputs(),
+            outputs=[*dual_outputs(), region_output(), report_output()],
         )
 
     @classmethod
@@ -53,9 +56,10 @@ class DualLatentKSamplerAdvanced(io.ComfyNode):
     @classmethod
     def execute(cls, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
                 safe_positive, latent_image, start_at_step, end_at_step, return_with_leftover_noise,
-                safety_weight, context_threshold, merge) -> io.NodeOutput:
+                safety_weight, context_threshold, merge, detector=None) -> io.NodeOutput:
         stage = dict(start_step=start_at_step, last_step=end_at_step, disable_noise=add_noise == "disable",
                      force_full_denoise=return_with_leftover_noise != "enable")
         return io.NodeOutput(*sample_dual(model, noise_seed, steps, cfg, sampler_name, scheduler, positive,
-                                          negative, safe_positive, latent_image, 1.0, safety_weight,
-                                          context_threshold, merge, stage=stage)[:3])
+                                          negative, safe_positive, latent_image, 1.0,
+                                          SafetySettings(safety_weight, context_threshold, merge, content=detector),
+                                          stage=stage))

@@ -28,13 +28,13 @@ import nodes
 import torch
 
 from .cond_math import check_conditioning_list as check_conditioning, safe_branch_conditioning
+from .content_guider import ContentAwareGuider
 from .guider import DualLatentGuider
-from .latent_math import (check_finite, check_unit_interval, choice_error, context_steps, segment_sigmas,
-                          weighted_merge)
-from .refresh import check_refresh
+from .latent_math import check_finite, choice_error, context_steps, segment_sigmas, weighted_merge
 from .region import AutoRegion, region_merge, resolve, to_pixels
+from .settings import SafetySettings
 
-MERGE_MODES = ("every_step", "at_end")
+NO_DETECTOR = "no detector connected: the safety context acted as set"
 STREAMS_KEY = "safety_dual_streams"  # at_end: (user, safe, merged) carried from one stage to the next
 
 
@@ -76,13 +76,12 @@ def run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask, callbac
     return check_finite("sampler output", samples)
 
 
-def make_guider(model, positive, negative, safe_positive, cfg, safety_weight, context_threshold, refresh=1,
-                schedule_sigmas=None, region_mode="none", region=None, region_threshold=0.5):
-    guider = DualLatentGuider(model)
+def make_guider(model, positive, negative, safe_positive, cfg, settings, schedule_sigmas=None):
+    """The guider for `settings` (a SafetySettings): content-checked when a detector is set."""
+    guider = (ContentAwareGuider if settings.content is not None else DualLatentGuider)(model)
     guider.set_conds(positive, negative, safe_positive)
-    guider.set_safety(cfg, safety_weight, context_threshold, refresh)
+    guider.set_settings(cfg, settings)
     guider.schedule_sigmas = schedule_sigmas
-    guider.set_region(region_mode, region, region_threshold)
     return guider
 
 
@@ -116,20 +115,15 @@ def auto_from_streams(auto, user_x0):
 
 
 def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
-                latent, denoise=1.0, safety_weight=0.5, context_threshold=0.0, merge="every_step", refresh=1,
-                region_mode="none", region=None, region_threshold=0.5, stage=None):
-    """Returns (latent, user_latent, safe_latent) as LATENT dicts and the region as a MASK.
+                latent, denoise, settings, stage=None):
+    """Returns (latent, user_latent, safe_latent) as LATENT dicts and the region as a MASK, for
+    `settings` (a SafetySettings).
 
     `stage` (KSamplerAdvanced's part of the schedule): dict(start_step, last_step,
     force_full_denoise, disable_noise). tau stays a fraction of the whole schedule."""
     stage = stage or {}
-    w = check_unit_interval("safety_weight", safety_weight)
-    tau = check_unit_interval("context_threshold", context_threshold)
-    if check_refresh(refresh) > 1 and merge == "at_end":
-        raise ValueError(f"refresh {refresh} applies to merge every_step only (at_end runs two full "
-                         "streams with nothing to reuse): set refresh to 1 or merge to every_step")
-    for err in (choice_error("merge", merge, MERGE_MODES),
-                choice_error("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
+    w, tau, merge = settings.weight, settings.threshold, settings.merge
+    for err in (choice_error("sampler_name", sampler_name, comfy.samplers.SAMPLER_NAMES),
                 choice_error("scheduler", scheduler, comfy.samplers.SCHEDULER_NAMES)):
         if err:  # the host's KSampler would silently fall back to another sampler
             raise ValueError(err)
@@ -137,9 +131,11 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     check_conditioning("safe_positive", safe_positive)
     check_finite("latent_image", latent["samples"])
     check_latent_channels(model, latent["samples"])
+    if settings.content is not None and w > 0.0:
+        return sample_checked(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
+                              latent, denoise, settings, stage)
     # The region is resolved before sampling: an empty one costs no model call.
-    guider = make_guider(model, positive, negative, safe_positive, cfg, w, tau, refresh, None, region_mode, region,
-                         region_threshold)
+    guider = make_guider(model, positive, negative, safe_positive, cfg, settings)
     shape = latent["samples"].shape
     active, where = resolve(guider.region, shape) if w > 0.0 else (False, None)
     w = w if active else 0.0
@@ -153,8 +149,9 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
         return out
 
     def outputs(merged, user, safe, mask, streams=None):
+        report = NO_DETECTOR if settings.content is None else "safety_weight is 0: nothing was checked"
         return (as_latent(merged, streams), as_latent(user), as_latent(safe),
-                region_output(model, shape, mask))
+                region_output(model, shape, mask), report)
 
     # The host's own path where the method reduces to it: no extra model call at all.
     if w == 0.0 or (w == 1.0 and tau == 0.0 and merge == "every_step" and where is None):
@@ -192,14 +189,14 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     total = run + safe_steps
     auto, user_x0 = isinstance(where, AutoRegion), {}
     local_k = run - safe_steps   # the first step of this stage after the threshold
-    user_guider = make_guider(model, positive, negative, None, cfg, 0.0, tau, schedule_sigmas=full_sigmas)
+    user_guider = make_guider(model, positive, negative, None, cfg, SafetySettings(0.0, tau), full_sigmas)
     user_guider.record = []
     z_u = run_guider(user_guider, noise, user_start, sampler, sigmas, noise_mask,
                      traced(progress_callback(model, total), user_x0.__setitem__ if auto else None, local_k), seed)
     z_s = z_u  # before the threshold the safe stream is the user stream
     if safe_steps > 0:
-        safe_guider = make_guider(model, positive, negative, safe_positive, cfg, 1.0, tau,
-                                  schedule_sigmas=full_sigmas)
+        safe_guider = make_guider(model, positive, negative, safe_positive, cfg, SafetySettings(1.0, tau),
+                                  full_sigmas)
         safe_guider.replay = user_guider.record
         z_s = run_guider(safe_guider, noise, safe_start, sampler, sigmas, noise_mask,
                          traced(progress_callback(model, total, offset=run, skip_below=local_k),
@@ -213,6 +210,34 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     # A stage that stops early hands both streams to the next at_end stage with the latent.
     streams = (z_u, z_s, merged) if first + run < n else None
     return outputs(merged, z_u, z_s, mask, streams)
+
+
+def sample_checked(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive, latent,
+                   denoise, settings, stage):
+    """The content-checked method (ContentAwareGuider): the same outputs as sample_dual, the
+    region being where the detector fired, and a report line per item."""
+    if latent.get(STREAMS_KEY) is not None or (settings.merge == "at_end" and stage.get("last_step") is not None
+                                               and stage["last_step"] < steps):
+        raise ValueError("a detector with merge at_end works within one sampler run: let this stage run to the "
+                         "end of the schedule, or use merge every_step")
+    latent_image, noise, noise_mask, full_sigmas, sampler = prepare_inputs(
+        model, seed, steps, sampler_name, scheduler, latent, denoise, stage.get("disable_noise", False))
+    sigmas = segment_sigmas(full_sigmas, stage.get("start_step"), stage.get("last_step"),
+                            stage.get("force_full_denoise", False))
+    shape = latent_image.shape
+    as_latent = lambda samples: {**{k: v for k, v in latent.items() if k != STREAMS_KEY}, "samples": samples}
+    if sigmas is None:
+        zero = region_output(model, shape, torch.zeros((shape[0], 1) + tuple(shape[2:])))
+        return (as_latent(latent_image),) * 3 + (zero, "no step to run in this stage: nothing was checked")
+    guider = make_guider(model, positive, negative, safe_positive, cfg, settings, full_sigmas)
+    samples = run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask,
+                         progress_callback(model, int(sigmas.shape[-1]) - 1), seed)
+    decisions, user, safe, masks = guider.last_run
+    device = comfy.model_management.intermediate_device()
+    user = user.to(device)
+    safe = user if safe is None else safe.to(device)
+    report = "\n".join(d.report(i) for i, d in enumerate(decisions))
+    return as_latent(samples), as_latent(user), as_latent(safe), region_output(model, shape, masks), report
 
 
 def host_stage_args(stage):

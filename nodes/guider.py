@@ -23,7 +23,7 @@ import node_helpers
 
 from .cond_math import safe_branch_conditioning
 from .latent_math import at_or_below, check_unit_interval, switch_sigma, weighted_merge
-from .refresh import CorrectionCache, check_refresh
+from .refresh import CorrectionCache
 from .region import AutoRegion, FixedRegion, check_region_settings, region_merge, resolve
 
 
@@ -53,13 +53,15 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
             conds["safe_positive"] = node_helpers.conditioning_set_values(safe, {"prompt_type": "positive"})
         self.inner_set_conds(conds)
 
-    def set_safety(self, cfg, safety_weight, context_threshold, refresh=1):
+    def set_settings(self, cfg, settings):
+        """The method's settings (a checked settings.SafetySettings) and the cfg scale."""
         self.cfg = cfg
-        self.refresh = check_refresh(refresh)
-        self.safety_weight = check_unit_interval("safety_weight", safety_weight)
-        self.context_threshold = check_unit_interval("context_threshold", context_threshold)
+        self.refresh = settings.refresh
+        self.safety_weight = settings.weight
+        self.context_threshold = settings.threshold
         if self.safety_weight > 0 and "safe_positive" not in self.original_conds:
             raise ValueError("safe_positive is required when safety_weight > 0")
+        self.set_region(settings.region_mode, settings.region, settings.region_threshold)
 
     def sample(self, *args, **kwargs):
         self.corrections = CorrectionCache(self.refresh)  # per run: the count starts at the threshold
@@ -90,7 +92,7 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
             if not bool((sigma == timestep).all()):
                 raise RuntimeError("at_end replay went out of step with the user stream")
             return out
-        w, region = self.step_region(x, 0.0 if before else self.safety_weight)
+        w, region = self.step_region(x, 0.0 if before else self.safety_weight, timestep)
         positive = self.conds.get("positive")
         negative = self.conds.get("negative")
         if w == 0.0 or (w == 1.0 and region is None):
@@ -138,7 +140,7 @@ class DualLatentGuider(comfy.samplers.CFGGuider):
         elif region_mode == "auto":
             self.region = AutoRegion(threshold)
 
-    def step_region(self, x, w):
+    def step_region(self, x, w, timestep=None):
         """(weight, region) for one evaluation: weight 0 where the region is empty, region None
         where it is the whole latent (then the global method runs, bit for bit)."""
         if w == 0.0 or self.region is None:

@@ -3,9 +3,11 @@ and guider nodes."""
 import comfy.samplers
 from comfy_api.latest import io
 
-from .dual_sampler import MERGE_MODES, check_conditioning, make_guider, sample_dual
+from .detector_nodes import detector_input
+from .dual_sampler import check_conditioning, make_guider, sample_dual
 from .latent_math import choice_error, first_error
 from .region import REGION_MODES
+from .settings import MERGE_MODES, SafetySettings
 
 
 def model_input():
@@ -94,6 +96,11 @@ def dual_outputs():
     ]
 
 
+def report_output():
+    return io.String.Output("report", display_name="report", tooltip=(
+        "With a detector: per batch item, whether a check fired, at which step, its score and classes."))
+
+
 def region_output():
     return io.Mask.Output("region_mask", display_name="region", tooltip=(
         "Where the safety stream acted (pixel space, one mask per batch item): the fitted `region`, "
@@ -130,8 +137,9 @@ class DualLatentKSampler(io.ComfyNode):
                 merge_input(),
                 refresh_input(),
                 *region_inputs(),
+                detector_input(),
             ],
-            outputs=[*dual_outputs(), region_output()],
+            outputs=[*dual_outputs(), region_output(), report_output()],
         )
 
     @classmethod
@@ -141,10 +149,11 @@ class DualLatentKSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive,
                 latent_image, denoise, safety_weight, context_threshold, merge, refresh=1, region=None,
-                region_mode="none", region_threshold=0.5) -> io.NodeOutput:
+                region_mode="none", region_threshold=0.5, detector=None) -> io.NodeOutput:
+        settings = SafetySettings(safety_weight, context_threshold, merge, refresh, region_mode, region,
+                                  region_threshold, detector)
         return io.NodeOutput(*sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                          safe_positive, latent_image, denoise, safety_weight, context_threshold,
-                                          merge, refresh, region_mode, region, region_threshold))
+                                          safe_positive, latent_image, denoise, settings))
 
 
 class SafetyDualGuider(io.ComfyNode):
@@ -170,6 +179,7 @@ class SafetyDualGuider(io.ComfyNode):
                     "Two-stage sampling (SplitSigmas): the whole schedule, so that context_threshold counts "
                     "its steps. Unconnected: the threshold counts the steps of the sigmas this guider samples.")),
                 *region_inputs(),
+                detector_input(),
             ],
             outputs=[io.Guider.Output(tooltip="Connect to SamplerCustomAdvanced's guider input.")],
         )
@@ -181,9 +191,9 @@ class SafetyDualGuider(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, safe_positive, cfg, safety_weight,
                 context_threshold, refresh=1, full_sigmas=None, region=None, region_mode="none",
-                region_threshold=0.5) -> io.NodeOutput:
+                region_threshold=0.5, detector=None) -> io.NodeOutput:
         check_conditioning("positive", positive)
         check_conditioning("safe_positive", safe_positive)
-        return io.NodeOutput(make_guider(model, positive, negative, safe_positive, cfg, safety_weight,
-                                         context_threshold, refresh, full_sigmas, region_mode, region,
-                                         region_threshold))
+        settings = SafetySettings(safety_weight, context_threshold, "every_step", refresh, region_mode, region,
+                                  region_threshold, detector)
+        return io.NodeOutput(make_guider(model, positive, negative, safe_positive, cfg, settings, full_sigmas))

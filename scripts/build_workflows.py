@@ -354,10 +354,30 @@ def safe_region_mask_txt2img(info):
     return g
 
 
+def content_aware_txt2img(info):
+    g = Graph(info, "content_aware_txt2img")
+    g.note("Act only where unsafe content forms (content check, NudeNet).\n\nSafety Detector (NudeNet) decodes "
+           "the image forming at check steps with the model's VAE and looks for the classes listed (exposed "
+           "breasts and genitalia by default; needs `pip install nudenet`). Where nothing is found the result is "
+           "exactly KSampler's and no safety branch is ever run; where something is, the safety stream starts "
+           "there and acts inside the detected boxes only (merge=at_end: outside them, KSampler's latent bit for "
+           "bit). The region is saved beside the result; the sampler's `report` output (which item fired, at which "
+           "step, with what score) can be linked to a text display such as Preview as Text. Nudity only: "
+           "violence needs another detector.", (20, 0), (780, 210))
+    ck, enc, neg, lat = common(g)
+    det = g.add("SafetyDetectorNudeNet", (C1, None), vae=out(ck, 2),
+                classes="FEMALE_BREAST_EXPOSED, FEMALE_GENITALIA_EXPOSED, MALE_GENITALIA_EXPOSED, ANUS_EXPOSED",
+                score_threshold=0.5, check_start=0.3, check_every=2, go_back=0, grow=1)
+    ks = dual_sampler(g, ck, enc, neg, lat, detector=out(det, 0), safety_weight=0.8)
+    region_result(g, ks, ck, "content_aware_txt2img")
+    return g
+
+
 BUILDERS = {"safe_txt2img": safe_txt2img, "safe_txt2img_custom_sampler": safe_txt2img_custom_sampler,
             "manual_dual_branches": manual_dual_branches, "weight_sweep": weight_sweep,
             "gated_txt2img": gated_txt2img, "two_stage_safe": two_stage_safe,
-            "safe_region_txt2img": safe_region_txt2img, "safe_region_mask_txt2img": safe_region_mask_txt2img}
+            "safe_region_txt2img": safe_region_txt2img, "safe_region_mask_txt2img": safe_region_mask_txt2img,
+            "content_aware_txt2img": content_aware_txt2img}
 
 
 def all_builders():

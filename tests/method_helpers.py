@@ -43,6 +43,10 @@ class Runner:
         return out
 
     def dual(self, safety_weight, context_threshold, merge, **over):
+        """DualLatentKSampler's (latent, user_latent, safe_latent, region); dual_report adds `report`."""
+        return self.dual_report(safety_weight, context_threshold, merge, **over)[:4]
+
+    def dual_report(self, safety_weight, context_threshold, merge, **over):
         return self.host.call("DualLatentKSampler", positive=self.positive, safe_positive=self.safe,
                               safety_weight=safety_weight, context_threshold=context_threshold, merge=merge,
                               **self.common(**over))

@@ -76,8 +76,9 @@ def test_nothing_heavy_is_tracked():
     files = subprocess.run(["git", "ls-files"], cwd=PACK_DIR, capture_output=True, text=True, check=True).stdout.split()
     assert files, "not a git checkout?"
     # the shipped trained weights, each under 5 MiB: the prompt detector (issue 15) and the
-    # transformer worlds (issue 22, each with its sha256 record beside it)
-    shipped = {"detector/prompt_detector.safetensors"}
+    # transformer worlds (issue 22, each with its sha256 record beside it), the worlds' in-loop
+    # cell detector (issue 23, with its recipe and held-out figures)
+    shipped = {"detector/prompt_detector.safetensors", "concept_world/worlds/in-loop-cell-detector.safetensors"}
     for f in files:
         if f in shipped or (f.startswith("concept_world/worlds/mmdit-s") and f.endswith(".safetensors")
                             and f[:-len(".safetensors")] + ".json" in files):

@@ -42,14 +42,16 @@ def test_object_info_has_the_contracted_interface(server):
     assert list(ks["input"]["required"]) == ["model", "seed", "steps", "cfg", "sampler_name", "scheduler", "positive",
                                              "negative", "safe_positive", "latent_image", "denoise", "safety_weight",
                                              "context_threshold", "merge"]
-    assert list(ks["input"]["optional"]) == ["refresh", "region", "region_mode", "region_threshold"]
+    assert list(ks["input"]["optional"]) == ["refresh", "region", "region_mode", "region_threshold", "detector"]
     assert ks["input"]["optional"]["region"][0] == "MASK"
-    assert ks["output_name"] == ["latent", "user_latent", "safe_latent", "region"]
-    assert ks["output"] == ["LATENT", "LATENT", "LATENT", "MASK"]
+    assert ks["input"]["optional"]["detector"][0] == "SAFETY_DETECTOR"
+    assert ks["output_name"] == ["latent", "user_latent", "safe_latent", "region", "report"]
+    assert ks["output"] == ["LATENT", "LATENT", "LATENT", "MASK", "STRING"]
     g = info["SafetyDualGuider"]
     assert list(g["input"]["required"]) == ["model", "positive", "negative", "safe_positive", "cfg", "safety_weight",
                                             "context_threshold"]
-    assert list(g["input"]["optional"]) == ["refresh", "full_sigmas", "region", "region_mode", "region_threshold"]
+    assert list(g["input"]["optional"]) == ["refresh", "full_sigmas", "region", "region_mode", "region_threshold",
+                                            "detector"]
     assert g["output"] == ["GUIDER"]
     adv, host_adv = info["DualLatentKSamplerAdvanced"], info["KSamplerAdvanced"]
     # KSamplerAdvanced's inputs in its order, the safety context after the conditionings, ours last.
@@ -57,8 +59,14 @@ def test_object_info_has_the_contracted_interface(server):
     expected = list(host_adv["input"]["required"])
     expected.insert(expected.index("negative") + 1, "safe_positive")
     assert list(adv["input"]["required"]) == expected + ours
-    assert adv["output_name"] == ["latent", "user_latent", "safe_latent"]
-    for node in ("SafetyContextEncode", "DualLatentKSampler", "DualLatentKSamplerAdvanced", "SafetyDualGuider"):
+    assert list(adv["input"]["optional"]) == ["detector"]
+    assert adv["output_name"] == ["latent", "user_latent", "safe_latent", "region", "report"]
+    det = info["SafetyDetectorNudeNet"]
+    assert list(det["input"]["required"]) == ["vae", "classes", "score_threshold", "check_start", "check_every",
+                                              "go_back", "grow"]
+    assert det["output"] == ["SAFETY_DETECTOR"]
+    for node in ("SafetyContextEncode", "DualLatentKSampler", "DualLatentKSamplerAdvanced", "SafetyDualGuider",
+                 "SafetyDetectorNudeNet"):
         assert info[node]["category"] == "safety"
         for name, spec in {**info[node]["input"]["required"], **info[node]["input"].get("optional", {})}.items():
             assert spec[1].get("tooltip"), (node, name)

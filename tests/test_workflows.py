@@ -15,7 +15,7 @@ from workflow_to_api import ConversionError
 PACK_NAME = "comfyui-safety-dual-latent"
 REQUIRED = ["safe_txt2img", "safe_txt2img_custom_sampler", "manual_dual_branches", "weight_sweep",
             "safe_region_txt2img", "safe_region_mask_txt2img", "two_stage_safe", "sdxl_safe_txt2img",
-            "flux_safe_txt2img", "wan_safe_txt2video"]
+            "flux_safe_txt2img", "wan_safe_txt2video", "content_aware_txt2img"]
 TINY_FAMILY_MODELS = {file_name(f) for f in FAMILIES}
 EMPTY_LATENTS = ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyHunyuanLatentVideo")
 

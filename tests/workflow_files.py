@@ -10,7 +10,7 @@ from workflow_to_api import convert, widget_slots, CONTROL, UPLOAD  # noqa: E402
 
 WORKFLOW_DIR = PACK_DIR / "workflows"
 OUR_NODES = {"SafetyContextEncode", "DualLatentKSampler", "DualLatentKSamplerAdvanced", "SafetyDualGuider",
-             "LatentWeightedMerge", "SafetyPromptGate"}
+             "LatentWeightedMerge", "SafetyPromptGate", "SafetyDetectorNudeNet"}
 # What each shipped workflow must contain (the list); gated_txt2img only once the gate exists.
 EXPECTED = {
     "safe_txt2img": {"SafetyContextEncode", "DualLatentKSampler", "ImageStitch", "SaveImage"},
@@ -22,6 +22,7 @@ EXPECTED = {
     "two_stage_safe": {"SafetyContextEncode", "DualLatentKSamplerAdvanced", "SaveImage"},
     "safe_region_txt2img": {"SafetyContextEncode", "DualLatentKSampler", "MaskToImage", "SaveImage"},
     "safe_region_mask_txt2img": {"LoadImageMask", "DualLatentKSampler", "MaskToImage", "SaveImage"},
+    "content_aware_txt2img": {"SafetyDetectorNudeNet", "DualLatentKSampler", "MaskToImage", "SaveImage"},
     "sdxl_safe_txt2img": {"UNETLoader", "DualCLIPLoader", "VAELoader", "SafetyContextEncode",
                           "DualLatentKSampler", "SaveImage"},
     "flux_safe_txt2img": {"UNETLoader", "DualCLIPLoader", "FluxGuidance", "EmptySD3LatentImage",

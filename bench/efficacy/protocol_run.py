@@ -14,6 +14,8 @@ Methods and the node or host path each one runs:
   context    KSampler on "prompt + safety context" (SafetyContextEncode's composition)
   switch     DualLatentKSampler, w 1 at threshold tau (the user prompt, then the safety context)
   ours       DualLatentKSampler (every_step or at_end) at w < 1
+  content    DualLatentKSampler with a detector in the loop (issue 23: concept_world/in_loop.py's
+             cell detector, or the scorer itself as an oracle)
 """
 import hashlib
 import json
@@ -162,7 +164,20 @@ class SplitRun:
                                   safe_positive=self.safe_positive(st["context"], st["mode"]), denoise=1.0,
                                   safety_weight=w, context_threshold=st["threshold"], merge=merge, **extra,
                                   **self.common())
+        if family == "content":
+            return self.host.call("DualLatentKSampler", model=model, negative=self.empty,
+                                  safe_positive=self.safe_positive(st["context"], st["mode"]), denoise=1.0,
+                                  safety_weight=st["weight"], context_threshold=st["threshold"], merge=st["merge"],
+                                  detector=self.content_check(st), **self.common())
         raise ValueError(f"unknown method family {family!r}")
+
+    def content_check(self, st):
+        """The pack's ContentCheck for a content setting: the in-loop cell detector or the oracle."""
+        from concept_world import in_loop
+        detector = {"cell": in_loop.CellDetector, "colour_rule": in_loop.ColourRuleDetector}[st["detector"]]()
+        return pack_module(self.host, "content").ContentCheck(
+            detector, self.vae, score_threshold=st["score_threshold"], check_start=st["check_start"],
+            check_every=st["check_every"], go_back=st["go_back"], grow=st["grow"])
 
     def decode(self, samples):
         return self.latent_map.raw_to_image(samples.detach().cpu().double().numpy(), space=self.space)
@@ -211,7 +226,7 @@ class SplitRun:
         r = {"latents": samples, "evals": counter.rows, "seconds": seconds}
         if family == "ours" and st["merge"] == "at_end":
             r["branches"] = tuple(o["samples"].float().cpu() for o in outs[1:3])
-        if st.get("region_mode", "none") != "none":
+        if st.get("region_mode", "none") != "none" or family == "content":
             r["region"] = outs[3].float().cpu()   # the sampler's region output: where safety acted (pixels)
         return r
 
@@ -228,7 +243,9 @@ class SplitRun:
                 for block in iter(lambda: f.read(1 << 24), b""):
                     h.update(block)
             root = Path(__file__).resolve().parents[2]
-            for code in sorted(root.glob("nodes/*.py")) + [root / "bench" / "efficacy" / n for n in CODE]:
+            in_loop = [root / "concept_world" / "in_loop.py", root / "concept_world" / "worlds" /
+                       "in-loop-cell-detector.safetensors"]   # the content family's detector
+            for code in sorted(root.glob("nodes/*.py")) + [root / "bench" / "efficacy" / n for n in CODE] + in_loop:
                 h.update(code.read_bytes())
             device = str(comfy.model_management.get_torch_device())
             threads = torch.get_num_threads() if device == "cpu" else None   # CPU floats depend on them

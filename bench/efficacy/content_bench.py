@@ -1,0 +1,215 @@
+"""The content check (issue 23) on the transformer worlds, by the frozen addendum
+concept_world/protocol_content.json:
+
+    python -m bench.efficacy.content_bench [--small] [--out DIR] [--run-cache]
+
+Dev: the content method's candidates (the addendum's two-stage search) run on the dev split and the
+base protocol's selection rule picks one. Test: the unprotected reference, every baseline at the
+dev point the base protocol's committed run chose, ours global and region auto at ours' point, the
+content method at its dev point with the in-loop cell detector, and the same setting with the
+scorer itself in the loop (an oracle upper bound, labelled so). Reports per prompt type, benign
+untouched (bit for bit), locality, paired differences and cost.
+"""
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import stats
+from .disruption import BENIGN_KINDS
+from .protocol_eval import evaluate_test, paired
+from .protocol_run import SplitRun, add_run_cache_option, key, run_cache_dir
+from .protocol_tune import measure, run_candidates, select
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDENDUM = ROOT / "concept_world" / "protocol_content.json"
+ADDENDUM_SHA256 = "c4c5a1da8dc549ea89571faef329e77ff537139759b01ef3cff507abd128332f"
+COMMITTED = ROOT / "bench" / "results" / "efficacy_mmdit" / "results.json"
+
+
+def load_addendum(path=ADDENDUM):
+    data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != ADDENDUM_SHA256:
+        raise RuntimeError(f"{path} is not the addendum frozen before its results (sha256 differs)")
+    return json.loads(data)
+
+
+def setting(add, text, merge, weight, go_back, detector=None):
+    return dict(add["fixed"], **text, merge=merge, weight=weight, go_back=go_back, detector=detector or add["detector"])
+
+
+def stage1(add):
+    d = add["dev_search"]["stage1"]
+    return [setting(add, t, m, w, g) for t in d["text"] for m in d["merge"] for w in d["weight"] for g in d["go_back"]]
+
+
+def tune(dev, add, proto, groups, log):
+    """(the chosen content setting, dev scores [(key, unsafe, D)])."""
+    max_d = proto["selection"]["max_disruption"]
+    ref = dev.run("none", {})
+    runs = run_candidates(dev, "content", stage1(add), log)
+
+    def scores():
+        out = []
+        for k, run in runs.items():
+            g = measure(run, ref, dev.prompts, dev.slots, groups)
+            out.append((k, stats.ratio(*g["unsafe"]), stats.ratio(*g["D_benign"])))
+        return out
+    best = json.loads(select(scores(), max_d).split("|", 1)[1])
+    more = [dict(best, weight=w) for w in add["dev_search"]["stage2"]["weight"]]
+    runs = run_candidates(dev, "content", more, log, runs=runs)
+    final = scores()
+    return json.loads(select(final, max_d).split("|", 1)[1]), final
+
+
+def test_rows(chosen_base, content):
+    """[(label, family, setting, role)] for the test split."""
+    rows = [("No protection", "none", {}, "reference")]
+    for fam in ("negative", "sld", "uce", "context", "switch", "ours"):
+        if fam in chosen_base:
+            rows.append((fam, fam, chosen_base[fam], "operating point"))
+    if "ours" in chosen_base:
+        o = chosen_base["ours"]
+        rows.append(("ours", "ours", dict(o, merge="every_step", region_mode="auto"), "region auto every_step"))
+    rows.append(("content", "content", content, "operating point (cell detector)"))
+    rows.append(("content", "content", dict(content, detector="colour_rule"), "oracle (the scorer in the loop)"))
+    return rows
+
+
+def per_kind_unsafe(row, prompts, slots):
+    """Unsafe rate per prompt kind (explicit 'unsafe', 'implicit', 'cooccur')."""
+    hits = {}
+    for i, found in enumerate(row["run"]["analyses"]):
+        p = prompts[i % len(prompts)]
+        if p["kind"] in ("unsafe", "implicit", "cooccur"):
+            hits.setdefault(p["kind"], []).append(any(c in found for c in p["unsafe"]))
+    return {k: (float(np.mean(v)), len(v)) for k, v in hits.items()}
+
+
+def benign_untouched(row, ref, prompts):
+    """Share of benign test samples whose latent equals the unprotected one bit for bit."""
+    same = [bool(torch.equal(a, b)) for i, (a, b) in enumerate(zip(row["run"]["latents"], ref["run"]["latents"]))
+            if prompts[i % len(prompts)]["kind"] in BENIGN_KINDS]
+    return float(np.mean(same)), len(same)
+
+
+def evaluate(host, proto, add, seed, log=print, prompts=None, slots=None, run_cache=None):
+    from concept_world import transformer
+    from .protocol_bench import concept_groups, erased_cosines
+    name = transformer.checkpoint_name(seed)
+    transformer.ensure_world(host.root, seed)
+    groups = concept_groups(proto)
+    committed = {w["seed"]: w for w in json.loads(COMMITTED.read_text())}
+    chosen_base = committed[seed]["chosen"]
+    t0 = time.time()
+    dev = SplitRun(host, name, proto, "dev", log, prompts=prompts and prompts["dev"], slots=slots, run_cache=run_cache)
+    content, dev_scores = tune(dev, add, proto, groups, log)
+    dev_seconds = time.time() - t0
+    log(f"[content] dev choice: {content} ({dev_seconds:.0f} s)")
+    test = SplitRun(host, name, proto, "test", log, prompts=prompts and prompts["test"], slots=slots,
+                    run_cache=run_cache)
+    rows, validity, draws = evaluate_test(test, proto, groups, test_rows(chosen_base, content),
+                                          erased_cosines(test), log)
+    level = proto["bootstrap"]["level"]
+    ref = rows[0]
+    for r in rows:
+        r["per_kind"] = per_kind_unsafe(r, test.prompts, test.slots)
+        r["benign_untouched"] = benign_untouched(r, ref, test.prompts)
+    cell = next(r for r in rows if r["role"].startswith("operating point (cell"))
+    diffs = {r["role"] if r["family"] == "ours" else r["family"]: paired(cell, r, draws, level)
+             for r in rows[1:] if r is not cell and r["family"] != "content"}
+    return {"seed": seed, "content": content, "dev_scores": dev_scores, "rows": rows, "validity": validity,
+            "paired": diffs, "dev_seconds": dev_seconds, "seconds": time.time() - t0,
+            "n_test_prompts": len(test.prompts), "slots": test.slots}
+
+
+def ci(v):
+    return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]" if np.isfinite(v[0]) else "n/a"
+
+
+def table(res, add):
+    lines = [f"# The content check on transformer world {res['seed']} (issue 23)", "",
+             "Addendum `concept_world/protocol_content.json` (sha256 " + ADDENDUM_SHA256[:16] + "..., frozen before "
+             "its results) to `protocol_mmdit.json`. Test split: " + f"{res['n_test_prompts']} prompts x "
+             f"{res['slots']} noise slots; 95 % two-way cluster bootstrap intervals. Dev choice of the content "
+             f"method: `{json.dumps(res['content'], sort_keys=True)}` ({res['dev_seconds']:.0f} s of dev). The "
+             "oracle row puts the scorer itself in the loop: an upper bound, not a method.", "",
+             "| Method | Role | Unsafe ↓ | explicit | implicit | co-occur. | D benign ↓ | Benign untouched ↑ "
+             "| Unchanged outside ↑ | D co-obj. ↓ | Co-obj. survival ↑ | Evals x | s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        pk = r["per_kind"]
+        kinds = " | ".join(f"{pk[k][0]:.3f}" if k in pk else "n/a" for k in ("unsafe", "implicit", "cooccur"))
+        bu = r["benign_untouched"]
+        lines.append(f"| {r['family']} | {r['role']} | {ci(r['unsafe'])} | {kinds} | {ci(r['D_benign'])} "
+                     f"| {bu[0]:.3f} (n {bu[1]}) | {ci(r['unchanged_outside'])} | {ci(r['D_cooccur'])} "
+                     f"| {ci(r['cooccur_survival'])} | {r['evals_x']:.2f} | {r['seconds']:.0f} |")
+    lines += ["", "## Content (cell detector) minus each row, paired on the same samples", "",
+              "| Minus | Unsafe | D benign | D held-out | Co-obj. survival |", "|---|---|---|---|---|"]
+    for other, d in res["paired"].items():
+        lines.append(f"| {other} | {ci(d['unsafe'])} | {ci(d['D_benign'])} | {ci(d['D_heldout'])} "
+                     f"| {ci(d['cooccur_survival'])} |")
+    t = add["targets"]
+    cell = next(r for r in res["rows"] if r["role"].startswith("operating point (cell"))
+    implicit = cell["per_kind"].get("implicit", (float("nan"), 0))[0]
+    lines += ["", "## Against the issue's targets (content, cell detector)", "",
+              f"- implicit prompts' unsafe rate below {t['implicit_unsafe_below']}: {implicit:.3f}",
+              f"- benign untouched (bit for bit) at least {t['benign_untouched_at_least']}: "
+              f"{cell['benign_untouched'][0]:.3f}",
+              f"- D benign at most {t['D_benign_at_most']}: {ci(cell['D_benign'])}",
+              f"- unchanged outside the unsafe objects at least {t['unchanged_outside_at_least']}: "
+              f"{ci(cell['unchanged_outside'])}",
+              f"- D of benign co-objects at most {t['D_cooccur_at_most']}: {ci(cell['D_cooccur'])}",
+              f"- co-object survival at least {t['cooccur_survival_at_least']}: {ci(cell['cooccur_survival'])}",
+              "", "## Dev scores of the content candidates (unsafe, D benign)", ""]
+    for k, u, d in res["dev_scores"]:
+        lines.append(f"- `{k.split('|', 1)[1]}`: unsafe {u:.3f}, D {d:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def strip_runs(res):
+    out = dict(res)
+    out["rows"] = [{k: v for k, v in r.items() if k not in ("run", "grids")} for r in res["rows"]]
+    return out
+
+
+def main(argv=None):
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "content_mmdit"))
+    ap.add_argument("--small", action="store_true", help="a few prompts, steps and slots (tests)")
+    add_run_cache_option(ap)
+    a = ap.parse_args(argv)
+    for p in (str(ROOT), str(ROOT / "scripts")):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    from comfy_host import InProcessHost
+    from concept_world import protocol
+    from .protocol_bench import small_prompts, small_protocol
+    add = load_addendum()
+    proto, _ = protocol.load(add["base"])
+    prompts = None
+    if a.small:
+        proto, prompts = small_protocol(proto), small_prompts(proto)
+        add = dict(add, dev_search=dict(add["dev_search"], stage1=dict(add["dev_search"]["stage1"], go_back=[0],
+                                                                        merge=["at_end"])))
+    host = InProcessHost()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for seed in add["worlds"]:
+        res = evaluate(host, proto, add, seed, prompts=prompts, slots=2 if a.small else None,
+                       run_cache=run_cache_dir(a.run_cache))
+        results.append(strip_runs(res))
+        (out / f"table_world{seed}.md").write_text(table(res, add))
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+        print(table(res, add))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Plain unit tests of the content check's math (nodes/content.py and nodes/settings.py, no host)."""
+import pytest
+import torch
+
+from pack_import import load_pure
+
+ct = load_pure("content")
+st = load_pure("settings")
+
+
+def check(**over):
+    return ct.ContentCheck(detector=None, decoder=None, **over)
+
+
+def test_check_steps_start_at_the_later_of_tau_and_check_start_and_step_by_every():
+    assert ct.check_steps(20, 0.0, check(check_start=0.3, check_every=2)) == [6, 8, 10, 12, 14, 16, 18]
+    assert ct.check_steps(20, 0.5, check(check_start=0.3, check_every=3)) == [10, 13, 16, 19]
+    assert ct.check_steps(10, 0.2, check(check_start=0.0, check_every=1)) == list(range(2, 10))
+    assert ct.check_steps(10, 1.0, check()) == []
+
+
+@pytest.mark.parametrize("field,value,name", [
+    ("score_threshold", 1.5, "score_threshold"), ("check_start", -0.1, "check_start"),
+    ("check_every", 0, "check_every"), ("check_every", 1.5, "check_every"), ("go_back", -1, "go_back"),
+    ("grow", 65, "grow")])
+def test_content_check_refuses_values_out_of_range_by_name(field, value, name):
+    with pytest.raises(ValueError, match=name):
+        check(**{field: value})
+
+
+def test_decide_fires_at_the_first_check_over_the_threshold_and_goes_back_no_further_than_tau():
+    c = check(score_threshold=0.5, go_back=3)
+    ds = [ct.ItemDecision(), ct.ItemDecision()]
+    ct.decide(ds, 6, [ct.ItemResult(0.2), ct.ItemResult(0.7, classes=("X",))], c, threshold_step=4)
+    assert ds[0].fired_at is None and ds[0].score == pytest.approx(0.2)
+    assert (ds[1].fired_at, ds[1].start, ds[1].classes) == (6, 4, ("X",))
+    ct.decide([ds[0]], 10, [ct.ItemResult(0.5)], c, threshold_step=4)
+    assert (ds[0].fired_at, ds[0].start, ds[0].checks) == (10, 7, 2)
+    ct.decide(ds, 12, [ct.ItemResult(0.9), ct.ItemResult(0.9)], c, 4)   # fired items keep their first firing
+    assert ds[0].fired_at == 10 and ds[1].fired_at == 6
+    assert "fired at step 11" in ds[0].report(0) and "nothing fired" in ct.ItemDecision(checks=3).report(1)
+
+
+def test_decide_refuses_a_score_outside_the_unit_interval():
+    with pytest.raises(ValueError, match="score"):
+        ct.decide([ct.ItemDecision()], 3, [ct.ItemResult(float("nan"))], check(), 0)
+
+
+def test_boxes_become_a_mask_clipped_to_the_image_and_pool_to_the_latent_conservatively():
+    m = ct.boxes_to_mask([(10, 20, 5, 4), (60, 60, 20, 20)], 64, 64)
+    assert m.shape == (64, 64) and m[20:24, 10:15].eq(1).all() and m.sum() == 20 + 4 * 4
+    lat = ct.latent_mask(m, (8, 8))
+    assert lat.shape == (1, 1, 8, 8)
+    # any covered pixel puts its latent pixel in the region: (10..14, 20..23) -> latent (1..1, 2..2)
+    assert lat[0, 0, 2, 1] == 1 and lat[0, 0, 7, 7] == 1 and lat.sum() == 2
+    assert torch.equal(ct.latent_mask(None, (4, 6)), torch.ones(1, 1, 4, 6))
+
+
+def test_grow_dilates_by_whole_latent_pixels_and_item_masks_zero_the_items_that_did_not_fire():
+    m = torch.zeros(1, 1, 8, 8)
+    m[0, 0, 4, 4] = 1
+    assert ct.grow_mask(m, 1).sum() == 9 and ct.grow_mask(m, 0) is m
+    box = torch.zeros(64, 64)
+    box[32:40, 32:40] = 1
+    ds = [ct.ItemDecision(fired_at=5, start=5, mask=box), ct.ItemDecision()]
+    out = ct.item_masks(ds, (2, 4, 8, 8), grow=1)
+    assert out.shape == (2, 1, 8, 8) and out[1].sum() == 0 and out[0].sum() == 9
+
+
+def test_item_schedule_switches_each_item_on_at_its_own_noise_level():
+    masks = torch.ones(3, 1, 2, 2)
+    sched = ct.ItemSchedule(masks, [5.0, 2.0, None])
+    assert sched.at(7.0) is None
+    at5 = sched.at(5.0)
+    assert at5[0].eq(1).all() and at5[1].eq(0).all() and at5[2].eq(0).all()
+    assert sched.at(1.0)[:2].eq(1).all() and sched.at(0.0)[2].eq(0).all()
+
+
+def test_settings_check_every_field_once_by_its_input_name():
+    s = st.SafetySettings(0.5, 0.2)
+    assert (s.weight, s.threshold, s.merge, s.refresh) == (0.5, 0.2, "every_step", 1)
+    for kwargs, name in [(dict(weight=2), "safety_weight"), (dict(threshold=-1), "context_threshold"),
+                         (dict(merge="later"), "merge"), (dict(refresh=0), "refresh"),
+                         (dict(merge="at_end", refresh=2), "refresh"), (dict(region_mode="mask"), "region"),
+                         (dict(region_threshold=3), "region_threshold"),
+                         (dict(region_mode="auto", content=object()), "detector")]:
+        with pytest.raises(ValueError, match=name):
+            st.SafetySettings(**kwargs)
+    with pytest.raises(Exception):
+        s.weight = 0.3   # frozen
+    assert s.replace(weight=0.0).weight == 0.0
+
+
+def test_the_shipped_in_loop_detector_reproduces_its_held_out_figures_and_is_not_the_scorer():
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from concept_world import in_loop
+    record = json.loads(in_loop.SHIPPED.with_suffix(".json").read_text())
+    assert record["recipe"] == in_loop.RECIPE
+    detector = in_loop.CellDetector()
+    assert in_loop.heldout(detector.net) == record["heldout"]
+    assert record["heldout"]["image_recall"] >= 0.9 and record["heldout"]["image_false_alarms"] <= 0.05
+    assert record["recipe"]["heldout_seed"] != record["recipe"]["seed"]   # renderings training never saw

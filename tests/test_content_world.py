@@ -1,0 +1,79 @@
+"""Issue 23 on a trained world that really draws unsafe objects (the shipped transformer world 0):
+with the world's detector in the loop, an item where nothing fires is KSampler's item bit for bit,
+at_end keeps the latent outside the detected region bit for bit, and batches mix both."""
+import importlib
+import sys
+
+import pytest
+import torch
+
+from harness import PACK_DIR
+
+sys.path.insert(0, str(PACK_DIR))
+from concept_world import detect, in_loop, transformer  # noqa: E402
+
+PROMPTS = ["blood on grass", "a blue ball on grass"]   # item 0 draws blood, item 1 nothing unsafe
+SAFE = ["grass", "a blue ball on grass"]
+
+
+def pack(host, name):
+    return importlib.import_module(f"{host.pack_module.__name__}.nodes.{name}")
+
+
+@pytest.fixture(scope="module")
+def world(host):
+    from bench.efficacy.harness import stack_conds
+    transformer.ensure_world(host.root, 0)
+    model, clip, vae = host.call("CheckpointLoaderSimple", ckpt_name=transformer.checkpoint_name(0))[:3]
+    positive = stack_conds([host.encode(clip, p) for p in PROMPTS])
+    safe = stack_conds([host.encode(clip, p) for p in SAFE])
+    negative = stack_conds([host.encode(clip, "")] * 2)
+    latent = host.call("EmptySD3LatentImage", width=128, height=128, batch_size=2)[0]
+    common = dict(model=model, seed=3, steps=20, cfg=4.0, sampler_name="euler", scheduler="simple",
+                  negative=negative, latent_image=latent, denoise=1.0)
+    (ref,) = host.call("KSampler", positive=positive, **common)
+    found = detect.analyse(host.call("VAEDecode", vae=vae, samples=ref)[0])
+    # the precondition the tests rest on: the world drew blood in item 0 and nothing unsafe in item 1
+    assert "blood" in found[0] and not any(c in found[1] for c in in_loop.UNSAFE), found
+    return dict(host=host, vae=vae, positive=positive, safe=safe, common=common, ref=ref)
+
+
+def run(w, merge, weight=0.8, **check):
+    ct = pack(w["host"], "content")
+    kw = dict(check_start=0.3, check_every=2, go_back=0, grow=1)
+    kw.update(check)
+    detector = ct.ContentCheck(in_loop.ColourRuleDetector(), w["vae"], **kw)
+    return w["host"].call("DualLatentKSampler", positive=w["positive"], safe_positive=w["safe"], safety_weight=weight,
+                          context_threshold=0.2, merge=merge, detector=detector, **w["common"])
+
+
+@pytest.mark.parametrize("merge", ["every_step", "at_end"])
+def test_a_mixed_batch_changes_only_the_item_that_fired(world, merge):
+    latent, user, safe, region, report = run(world, merge)
+    ref = world["ref"]["samples"]
+    lines = report.splitlines()
+    assert lines[0].startswith("item 0: fired at step") and "blood" in lines[0], report
+    assert lines[1].startswith("item 1: nothing fired"), report
+    assert torch.equal(latent["samples"][1], ref[1])            # nothing fired: KSampler's item
+    assert torch.equal(user["samples"], ref)                    # pass 1 is KSampler's batch
+    assert not torch.equal(latent["samples"][0], ref[0])
+    assert float(region[1].sum()) == 0.0 and 0 < float(region[0].mean()) < 0.5   # local, not the picture
+    image = world["host"].call("VAEDecode", vae=world["vae"], samples=latent)[0]
+    assert "blood" not in detect.analyse(image)[0] or merge == "every_step"
+
+
+def test_at_end_keeps_the_latent_outside_the_detected_region_bit_for_bit(world):
+    latent, _, _, region, _ = run(world, "at_end")
+    out, ref = latent["samples"][0], world["ref"]["samples"][0]
+    inside = region[0, ::8, ::8] > 0            # the latent grid (8 pixels per latent pixel)
+    assert inside.any() and (~inside).any()
+    assert torch.equal(out[:, ~inside], ref[:, ~inside])
+    assert not torch.equal(out[:, inside], ref[:, inside])
+
+
+def test_go_back_starts_the_safety_stream_earlier_but_never_before_tau(world):
+    _, _, _, _, on = run(world, "every_step", go_back=0)
+    _, _, _, _, back = run(world, "every_step", go_back=100)
+    fired = int(on.splitlines()[0].split("fired at step ")[1].split(" ")[0])
+    assert f"safety from step {fired}" in on.splitlines()[0]
+    assert "safety from step 5;" in back.splitlines()[0] or back.splitlines()[0].endswith("safety from step 5")
