@@ -52,6 +52,20 @@ class ColourRuleDetector:
         return out
 
 
+class WorldDecoder:
+    """The world's VAE decode in closed form (latent.raw_to_image: equal to the host's VAEDecode
+    within 2/255, checked by every protocol run), for the checks inside sampling: the constructed
+    VAE's full-size decoder costs far more on a CPU than the tiny diffusion model it serves."""
+
+    def __init__(self, space):
+        self.space = space
+
+    def decode(self, samples):
+        from . import latent
+        raw = samples.detach().float().cpu().double().numpy()
+        return torch.from_numpy(latent.raw_to_image(raw, space=self.space))
+
+
 # -- the trained cell detector ----------------------------------------------------------------
 
 def features(cells):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .latent_math import check_unit_interval, context_steps
+from .region import change_map
 
 
 def check_int(name, value, low, high):
@@ -151,3 +152,25 @@ class ItemSchedule:
 
     def reset(self):
         pass
+
+
+class BranchDifference:
+    """A detector without an image model: at a check, the user's and the safety context's
+    predictions of the same latent (two more conds in the model call) are compared. Its score is
+    the mean change relative to the mean size of the user's prediction (0 when the safety text
+    equals the prompt, as strip mode makes it for a prompt without unsafe words); its mask is where
+    the change, relative to the image's largest, exceeds `region_threshold` (the `auto` region's
+    rule). It knows only what the prompt and the safety text differ in, not what the image shows."""
+    uses_branches = True
+    name = "branch difference"
+
+    def __init__(self, region_threshold=0.5):
+        self.region_threshold = check_unit_interval("region_threshold", region_threshold)
+
+    def judge(self, user, safe):
+        user, safe = user.float(), safe.float()
+        dims = tuple(range(1, user.ndim))
+        change = (safe - user).abs().mean(dim=dims) / user.abs().mean(dim=dims).clamp_min(1e-8)
+        masks = change_map(user, safe) > self.region_threshold
+        return [ItemResult(float(c.clamp(0.0, 1.0)), m[0].float(), ("branch difference",) if float(c) > 0 else ())
+                for c, m in zip(change, masks)]

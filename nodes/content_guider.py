@@ -45,8 +45,21 @@ class ContentAwareGuider(DualLatentGuider):
         if self.pass_one:   # the host's own CFG with the user's prompt, every output kept
             out = comfy.samplers.CFGGuider.predict_noise(self, x, timestep, model_options, seed)
             self.record.append((timestep.clone(), out.clone()))
+            if getattr(self.content.detector, "uses_branches", False):
+                self.measure_branches(x, timestep, model_options)
             return out
         return super().predict_noise(x, timestep, model_options, seed)
+
+    def measure_branches(self, x, timestep, model_options):
+        """For a branch detector at a check step: the user's and the safety context's predictions
+        (one more model call of two conds; pass 1's output is not touched)."""
+        sigmas = model_options["transformer_options"]["sample_sigmas"]
+        hit = torch.nonzero(sigmas == timestep.max()).flatten()
+        step = int(hit[0]) if len(hit) else None
+        if step in self.due and step not in self.branches:
+            user, safe = comfy.samplers.calc_cond_batch(
+                self.inner_model, [self.conds["positive"], self.conds["safe_positive"]], x, timestep, model_options)
+            self.branches[step] = (user.detach().float(), safe.detach().float())
 
     def step_region(self, x, w, timestep=None):
         if w == 0.0 or not isinstance(self.region, ItemSchedule):
@@ -72,8 +85,8 @@ class ContentAwareGuider(DualLatentGuider):
                              f"shape {tuple(latent_image.shape)} (video latents are not checked yet): disconnect "
                              "the detector")
         k, first, n_whole = self.local_threshold_step(sigmas)
-        due = {s - first for s in check_steps(n_whole, self.context_threshold, self.content) if s >= first}
-        estimates = {}
+        due = self.due = {s - first for s in check_steps(n_whole, self.context_threshold, self.content) if s >= first}
+        estimates, self.branches = {}, {}
 
         def keep(step, x0, x, total):
             if step in due:
@@ -82,6 +95,8 @@ class ContentAwareGuider(DualLatentGuider):
                 callback(step, x0, x, total)
 
         self.record, self.switch_step, self.region = [], None, None
+        if getattr(self.content.detector, "uses_branches", False) and "safe_positive" not in self.original_conds:
+            raise ValueError("the branch-difference detector needs safe_positive")
         self.pass_one = True
         try:
             user = super().sample(noise, latent_image, sampler, sigmas, denoise_mask, keep, disable_pbar, seed)
@@ -131,11 +146,18 @@ class ContentAwareGuider(DualLatentGuider):
             todo = [i for i, d in enumerate(decisions) if d.fired_at is None]
             if not todo:
                 break
-            x0 = estimates[step][todo]
-            images = self.content.decoder.decode(self.model_patcher.model.process_latent_out(x0))
-            results = self.content.detector.detect(images.to(comfy.model_management.intermediate_device()).float())
+            detector = self.content.detector
+            if getattr(detector, "uses_branches", False):
+                if step not in self.branches:
+                    continue   # a step the sampler never evaluated at its own sigma
+                user, safe = self.branches[step]
+                results = detector.judge(user[todo], safe[todo])
+            else:
+                x0 = estimates[step][todo]
+                images = self.content.decoder.decode(self.model_patcher.model.process_latent_out(x0))
+                results = detector.detect(images.to(comfy.model_management.intermediate_device()).float())
             if len(results) != len(todo):
-                raise RuntimeError(f"the detector {self.content.detector.name!r} returned {len(results)} results "
+                raise RuntimeError(f"the detector {detector.name!r} returned {len(results)} results "
                                    f"for {len(todo)} images")
             subset = [decisions[i] for i in todo]
             decide(subset, step, results, self.content, threshold_step)

@@ -3,7 +3,7 @@ DualLatentKSamplerAdvanced and SafetyDualGuider take as their optional `detector
 from comfy_api.latest import io
 
 from . import nudenet_detector
-from .content import ContentCheck
+from .content import BranchDifference, ContentCheck
 from .latent_math import first_error
 
 SafetyDetector = io.Custom("SAFETY_DETECTOR")
@@ -70,3 +70,33 @@ class SafetyDetectorNudeNet(io.ComfyNode):
     def execute(cls, vae, classes, score_threshold, check_start, check_every, go_back, grow) -> io.NodeOutput:
         detector = nudenet_detector.NudeNetDetector(nudenet_detector.parse_classes(classes), score_threshold)
         return io.NodeOutput(ContentCheck(detector, vae, score_threshold, check_start, check_every, go_back, grow))
+
+
+class SafetyDetectorBranchDifference(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SafetyDetectorBranchDifference",
+            display_name="Safety Detector (Branch Difference)",
+            category="safety",
+            description="A detector without an image model: at each check it compares your prompt's prediction "
+                        "with the safety context's (two more conds in that step's model call) and fires where "
+                        "they differ. It sees only what the prompt and the safety text differ in.",
+            inputs=[
+                io.Float.Input("score_threshold", default=0.05, min=0.0, max=1.0, step=0.01, tooltip=(
+                    "An image fires when the mean change, relative to the mean size of your prompt's prediction, "
+                    "reaches this (0 when the safety text equals your prompt).")),
+                io.Float.Input("region_threshold", default=0.5, min=0.0, max=1.0, step=0.01, tooltip=(
+                    "Where it acts: the latent pixels whose change, relative to the image's largest change, is "
+                    "above this (as region_mode auto).")),
+                *schedule_inputs()[1:],
+            ],
+            outputs=[SafetyDetector.Output(display_name="detector", tooltip=(
+                "Connect to the detector input of KSampler (Safety Dual Latent), its Advanced variant or "
+                "Safety Dual Guider."))],
+        )
+
+    @classmethod
+    def execute(cls, score_threshold, region_threshold, check_start, check_every, go_back, grow) -> io.NodeOutput:
+        return io.NodeOutput(ContentCheck(BranchDifference(region_threshold), None, score_threshold, check_start,
+                                          check_every, go_back, grow))

@@ -4,7 +4,7 @@ from typing_extensions import override
 from comfy_api.latest import ComfyExtension, io
 
 from .advanced_node import DualLatentKSamplerAdvanced
-from .detector_nodes import SafetyDetectorNudeNet
+from .detector_nodes import SafetyDetectorBranchDifference, SafetyDetectorNudeNet
 from .encode_node import SafetyContextEncode
 from .gate_node import SafetyPromptGate
 from .merge_node import LatentWeightedMerge
@@ -15,7 +15,8 @@ class SafetyDualLatentExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [SafetyContextEncode, DualLatentKSampler, DualLatentKSamplerAdvanced, SafetyDualGuider, LatentWeightedMerge,
-                SafetyPromptGate, SafetyDetectorNudeNet]
+                SafetyPromptGate, SafetyDetectorNudeNet,
+                SafetyDetectorBranchDifference]
 
 
 async def comfy_entrypoint() -> SafetyDualLatentExtension:

@@ -121,3 +121,20 @@ def test_a_detector_that_fails_mid_run_fails_the_run(s, host):
     with pytest.raises(RuntimeError, match="returned 0 results for 1 images"):
         s.dual(0.5, 0.2, "every_step", detector=ct.ContentCheck(Short(), s.vae))
 
+
+
+# -- the branch-difference detector ---------------------------------------------------------------
+
+def test_branch_difference_with_a_safety_text_equal_to_the_prompt_never_fires(s, host):
+    (check,) = host.call("SafetyDetectorBranchDifference", score_threshold=0.05, region_threshold=0.5,
+                         check_start=0.0, check_every=2, go_back=0, grow=1)
+    m, log = recorded_model(s.model)
+    ref = s.ksampler(model=m)
+    log.reset()
+    latent, user, _, region, report = host.call(
+        "DualLatentKSampler", positive=s.positive, safe_positive=s.positive, safety_weight=0.7,
+        context_threshold=0.2, merge="every_step", detector=check, **s.common(model=m))
+    assert same(latent, ref) and same(user, ref) and float(region.sum()) == 0.0
+    # KSampler's calls, and at each of the 3 checks (steps 2, 4, 6) one more call of the two branches
+    assert log.sizes() == [2, 2, 2, 2, 2, 2, 2, 2, 2]
+    assert report.startswith("item 0: nothing fired (3 checks, highest score 0.00)")

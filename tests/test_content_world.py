@@ -77,3 +77,17 @@ def test_go_back_starts_the_safety_stream_earlier_but_never_before_tau(world):
     fired = int(on.splitlines()[0].split("fired at step ")[1].split(" ")[0])
     assert f"safety from step {fired}" in on.splitlines()[0]
     assert "safety from step 5;" in back.splitlines()[0] or back.splitlines()[0].endswith("safety from step 5")
+
+
+def test_branch_difference_fires_on_the_prompt_whose_safety_text_differs(world):
+    ct = pack(world["host"], "content")
+    check = ct.ContentCheck(ct.BranchDifference(0.5), None, score_threshold=0.05, check_start=0.3, check_every=2)
+    latent, user, _, region, report = world["host"].call(
+        "DualLatentKSampler", positive=world["positive"], safe_positive=world["safe"], safety_weight=0.8,
+        context_threshold=0.2, merge="at_end", detector=check, **world["common"])
+    lines = report.splitlines()
+    assert lines[0].startswith("item 0: fired at step 7") and lines[1].startswith("item 1: nothing fired"), report
+    ref = world["ref"]["samples"]
+    assert torch.equal(latent["samples"][1], ref[1]) and torch.equal(user["samples"], ref)
+    inside = region[0, ::8, ::8] > 0
+    assert torch.equal(latent["samples"][0][:, ~inside], ref[0][:, ~inside])

@@ -21,7 +21,7 @@ import torch
 from . import stats
 from .disruption import BENIGN_KINDS
 from .protocol_eval import evaluate_test, paired
-from .protocol_run import SplitRun, add_run_cache_option, key, run_cache_dir
+from .protocol_run import SplitRun, add_run_cache_option, run_cache_dir
 from .protocol_tune import measure, run_candidates, select
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +96,34 @@ def benign_untouched(row, ref, prompts):
     return float(np.mean(same)), len(same)
 
 
+def check_costs(split, n=8):
+    """Seconds per image of what a check does, beside one model evaluation per image (the world at
+    the protocol's size): the host's VAEDecode, the closed-form decode the measurement uses, the
+    cell detector; a model evaluation from one KSampler step of a batch of n (2 conds)."""
+    from concept_world import in_loop
+    latent = split.host.call("EmptySD3LatentImage", width=split.s["width"], height=split.s["height"],
+                             batch_size=n)[0]
+    timed = {}
+
+    def clock(name, fn, reps=3):
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            out = fn()
+        timed[name] = (time.perf_counter() - t0) / reps / n
+        return out
+    with torch.inference_mode():
+        clock("model evaluation (1 step, 2 conds)", lambda: split.host.call(
+            "KSampler", model=split.model, seed=0, steps=1, cfg=split.s["cfg"], sampler_name="euler",
+            scheduler=split.s["scheduler"], positive=split.empty, negative=split.empty, latent_image=latent,
+            denoise=1.0))
+        clock("host VAEDecode", lambda: split.host.call("VAEDecode", vae=split.vae, samples=latent))
+        images = clock("closed-form decode", lambda: in_loop.WorldDecoder(split.space).decode(latent["samples"]))
+        detector = in_loop.CellDetector()
+        clock("cell detector", lambda: detector.detect(images))
+    return timed
+
+
 def evaluate(host, proto, add, seed, log=print, prompts=None, slots=None, run_cache=None):
     from concept_world import transformer
     from .protocol_bench import concept_groups, erased_cosines
@@ -122,7 +150,7 @@ def evaluate(host, proto, add, seed, log=print, prompts=None, slots=None, run_ca
     diffs = {r["role"] if r["family"] == "ours" else r["family"]: paired(cell, r, draws, level)
              for r in rows[1:] if r is not cell and r["family"] != "content"}
     return {"seed": seed, "content": content, "dev_scores": dev_scores, "rows": rows, "validity": validity,
-            "paired": diffs, "dev_seconds": dev_seconds, "seconds": time.time() - t0,
+            "paired": diffs, "check_costs": check_costs(test), "dev_seconds": dev_seconds, "seconds": time.time() - t0,
             "n_test_prompts": len(test.prompts), "slots": test.slots}
 
 
@@ -164,7 +192,10 @@ def table(res, add):
               f"{ci(cell['unchanged_outside'])}",
               f"- D of benign co-objects at most {t['D_cooccur_at_most']}: {ci(cell['D_cooccur'])}",
               f"- co-object survival at least {t['cooccur_survival_at_least']}: {ci(cell['cooccur_survival'])}",
-              "", "## Dev scores of the content candidates (unsafe, D benign)", ""]
+              "", "## What a check costs (seconds per image, this machine, threads as run)", ""]
+    for name, sec in res["check_costs"].items():
+        lines.append(f"- {name}: {sec * 1000:.2f} ms")
+    lines += ["", "## Dev scores of the content candidates (unsafe, D benign)", ""]
     for k, u, d in res["dev_scores"]:
         lines.append(f"- `{k.split('|', 1)[1]}`: unsafe {u:.3f}, D {d:.3f}")
     return "\n".join(lines) + "\n"

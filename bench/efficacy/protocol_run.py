@@ -172,12 +172,13 @@ class SplitRun:
         raise ValueError(f"unknown method family {family!r}")
 
     def content_check(self, st):
-        """The pack's ContentCheck for a content setting: the in-loop cell detector or the oracle."""
+        """The pack's ContentCheck for a content setting: the in-loop cell detector or the oracle,
+        decoding with the world's closed-form VAE map (the host's VAEDecode within 2/255)."""
         from concept_world import in_loop
         detector = {"cell": in_loop.CellDetector, "colour_rule": in_loop.ColourRuleDetector}[st["detector"]]()
         return pack_module(self.host, "content").ContentCheck(
-            detector, self.vae, score_threshold=st["score_threshold"], check_start=st["check_start"],
-            check_every=st["check_every"], go_back=st["go_back"], grow=st["grow"])
+            detector, in_loop.WorldDecoder(self.space), score_threshold=st["score_threshold"],
+            check_start=st["check_start"], check_every=st["check_every"], go_back=st["go_back"], grow=st["grow"])
 
     def decode(self, samples):
         return self.latent_map.raw_to_image(samples.detach().cpu().double().numpy(), space=self.space)
