@@ -41,3 +41,42 @@ def safe_branch_conditioning(positive, safe_positive):
         merged.update(safe_options)
         out.append([safe_text, merged])
     return out
+
+
+def _item_rows(value, item, batch):
+    """Row `item` of a conditioning tensor laid out for a latent batch of `batch` (a batch-1
+    tensor serves every item); None when its batch is laid out otherwise."""
+    if not hasattr(value, "shape") or value.ndim == 0:
+        return value
+    if value.shape[0] == batch:
+        return value[item]
+    return value[0] if value.shape[0] == 1 else None
+
+
+def _text_and_options(entry):
+    """A conditioning entry as (text tensor, options): CONDITIONING's [tensor, dict], or the
+    host's own form inside a guider (a dict whose text is under "cross_attn")."""
+    if isinstance(entry, dict):
+        return entry.get("cross_attn"), entry
+    return entry[0], entry[1]
+
+
+def same_text_items(positive, safe, batch):
+    """Per latent-batch item: True where the safe branch's conditioning (safe_branch_conditioning's
+    output, or the guider's copy of it) has exactly the positive's text, so the safety stream has
+    nothing to change there."""
+    if len(positive) != len(safe):
+        return [False] * batch
+    out = []
+    for b in range(batch):
+        same = True
+        for (pt, po), (st, so) in zip(map(_text_and_options, positive), map(_text_and_options, safe)):
+            for a, c in [(pt, st)] + [(po.get(k), so.get(k)) for k in TEXT_KEYS]:
+                ra, rc = _item_rows(a, b, batch), _item_rows(c, b, batch)
+                if a is None and c is None:
+                    continue
+                if ra is None or rc is None or not hasattr(ra, "shape") or ra.shape != rc.shape \
+                        or not bool((ra == rc).all()):
+                    same = False
+        out.append(same)
+    return out

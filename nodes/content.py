@@ -69,11 +69,20 @@ class ItemDecision:
     classes: tuple = ()
     mask: object = None             # the firing check's pixel mask (None: whole image)
     checks: int = 0                 # how many checks looked at this item
+    same_text: bool = False         # its safety text equals its prompt: nothing for safety to change
+
+    @property
+    def acts(self):
+        """Whether the safety stream acts on this item."""
+        return self.fired_at is not None and not self.same_text
 
     def report(self, item):
         if self.fired_at is None:
             return f"item {item}: nothing fired ({self.checks} checks, highest score {self.score:.2f})"
         seen = ", ".join(self.classes) or "unsafe content"
+        if self.same_text:
+            return (f"item {item}: fired at step {self.fired_at + 1} (score {self.score:.2f}: {seen}), but its "
+                    "safety text equals its prompt, so it was left as it was")
         return (f"item {item}: fired at step {self.fired_at + 1} (score {self.score:.2f}: {seen}); "
                 f"safety from step {self.start + 1}")
 
@@ -127,9 +136,9 @@ def grow_mask(mask, pixels):
 
 
 def item_masks(decisions, latent_shape, grow):
-    """[B, 1, h, w]: each fired item's grown mask, zeros for the others."""
+    """[B, 1, h, w]: the grown mask of each item safety acts on, zeros for the others."""
     hw = tuple(latent_shape[-2:])
-    rows = [grow_mask(latent_mask(d.mask, hw), grow) if d.fired_at is not None else torch.zeros(1, 1, *hw)
+    rows = [grow_mask(latent_mask(d.mask, hw), grow) if d.acts else torch.zeros(1, 1, *hw)
             for d in decisions]
     return torch.cat(rows)
 

@@ -18,6 +18,7 @@ import comfy.model_management
 import comfy.samplers
 import torch
 
+from .cond_math import same_text_items
 from .content import ItemDecision, ItemSchedule, check_steps, decide, item_masks
 from .guider import DualLatentGuider, has_cfg_hooks
 from .latent_math import at_or_below, context_steps
@@ -103,7 +104,11 @@ class ContentAwareGuider(DualLatentGuider):
         finally:
             self.pass_one = False
         decisions = self.run_checks(estimates, int(latent_image.shape[0]), k)
-        fired = [d.fired_at is not None for d in decisions]
+        same = same_text_items(self.original_conds["positive"], self.original_conds["safe_positive"],
+                               int(latent_image.shape[0]))
+        for d, is_same in zip(decisions, same):
+            d.same_text = is_same
+        fired = [d.acts for d in decisions]
         masks = item_masks(decisions, user.shape, self.content.grow)
         if not any(fired):
             self.record, self.last_run = None, (decisions, user, None, masks)
@@ -113,14 +118,13 @@ class ContentAwareGuider(DualLatentGuider):
 
     def second_pass(self, noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed, user,
                     decisions, masks):
-        fired = torch.tensor([d.fired_at is not None for d in decisions]).view(-1, 1, 1, 1)
-        starts = [d.start for d in decisions if d.start is not None]
+        fired = torch.tensor([d.acts for d in decisions]).view(-1, 1, 1, 1)
+        starts = [d.start for d in decisions if d.acts]
         weight = self.safety_weight
         at_end = self.merge == "at_end"
         # at_end: the safety stream itself (weight 1, everywhere in each fired item), merged below
         region_masks = torch.where(fired, torch.ones_like(masks), masks) if at_end else masks
-        self.region = ItemSchedule(region_masks, [float(sigmas[d.start]) if d.start is not None else None
-                                                  for d in decisions])
+        self.region = ItemSchedule(region_masks, [float(sigmas[d.start]) if d.acts else None for d in decisions])
         self.switch_step = min(starts)
         # the steps before the earliest start are pass 1's, served from its record (with cfg hooks,
         # which may keep state between calls, every evaluation runs again)

@@ -19,61 +19,21 @@ its `auto` region comes from the two streams' denoised estimates at the steps af
 threshold (read from the sampler's callback: no model call). A region known to be empty
 before sampling runs the host's KSampler; one that covers everything runs the global method.
 """
-import comfy.model_management
-import comfy.sample
 import comfy.samplers
-import comfy.utils
-import latent_preview
 import nodes
 import torch
 
+from .checked_sampling import sample_checked
 from .cond_math import check_conditioning_list as check_conditioning, safe_branch_conditioning
 from .content_guider import ContentAwareGuider
 from .guider import DualLatentGuider
+from .host_sampling import (STREAMS_KEY, check_latent_channels, prepare_inputs, progress_callback,  # noqa: F401
+                            region_output, run_guider)
 from .latent_math import check_finite, choice_error, context_steps, segment_sigmas, weighted_merge
-from .region import AutoRegion, region_merge, resolve, to_pixels
+from .region import AutoRegion, region_merge, resolve
 from .settings import SafetySettings
 
 NO_DETECTOR = "no detector connected: the safety context acted as set"
-STREAMS_KEY = "safety_dual_streams"  # at_end: (user, safe, merged) carried from one stage to the next
-
-
-def check_latent_channels(model, samples):
-    """A non-empty latent must have the model's channel count (the host pads only empty ones)."""
-    channels = model.get_model_object("latent_format").latent_channels
-    if not samples.is_nested and samples.shape[1] != channels and bool(samples.any()):
-        raise ValueError(f"latent_image has {samples.shape[1]} channels but this model's latents have "
-                         f"{channels}: encode the image with this model's VAE")
-
-
-def prepare_inputs(model, seed, steps, sampler_name, scheduler, latent, denoise, disable_noise=False):
-    """Noise, latent, mask, sigmas and sampler exactly as the host's KSampler builds them."""
-    latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    if disable_noise:
-        noise = torch.zeros(latent_image.size(), dtype=latent_image.dtype, layout=latent_image.layout, device="cpu")
-    else:
-        noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
-    ks = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
-                                 scheduler=scheduler, denoise=denoise, model_options=model.model_options)
-    return latent_image, noise, latent.get("noise_mask"), ks.sigmas, comfy.samplers.sampler_object(ks.sampler)
-
-
-def progress_callback(model, total_steps, offset=0, skip_below=0):
-    """The host's progress bar and previews, over the steps of several runs."""
-    inner = latent_preview.prepare_callback(model, total_steps)
-
-    def callback(step, x0, x, _run_steps):
-        if step >= skip_below:
-            inner(offset + step - skip_below, x0, x, total_steps)
-    return callback
-
-
-def run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask, callback, seed):
-    samples = guider.sample(noise, latent_image, sampler, sigmas, denoise_mask=noise_mask, callback=callback,
-                            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-    samples = samples.to(comfy.model_management.intermediate_device())
-    # Refuse rather than propagate: a diverged run must not pass as an image.
-    return check_finite("sampler output", samples)
 
 
 def make_guider(model, positive, negative, safe_positive, cfg, settings, schedule_sigmas=None):
@@ -83,12 +43,6 @@ def make_guider(model, positive, negative, safe_positive, cfg, settings, schedul
     guider.set_settings(cfg, settings)
     guider.schedule_sigmas = schedule_sigmas
     return guider
-
-
-def region_output(model, shape, mask):
-    """The region as a pixel-space MASK (each latent pixel a block of the model's downscale)."""
-    scale = getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", 8)
-    return to_pixels(mask.to(comfy.model_management.intermediate_device()), scale)
 
 
 def traced(callback, seen, start):
@@ -210,34 +164,6 @@ def sample_dual(model, seed, steps, cfg, sampler_name, scheduler, positive, nega
     # A stage that stops early hands both streams to the next at_end stage with the latent.
     streams = (z_u, z_s, merged) if first + run < n else None
     return outputs(merged, z_u, z_s, mask, streams)
-
-
-def sample_checked(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, safe_positive, latent,
-                   denoise, settings, stage):
-    """The content-checked method (ContentAwareGuider): the same outputs as sample_dual, the
-    region being where the detector fired, and a report line per item."""
-    if latent.get(STREAMS_KEY) is not None or (settings.merge == "at_end" and stage.get("last_step") is not None
-                                               and stage["last_step"] < steps):
-        raise ValueError("a detector with merge at_end works within one sampler run: let this stage run to the "
-                         "end of the schedule, or use merge every_step")
-    latent_image, noise, noise_mask, full_sigmas, sampler = prepare_inputs(
-        model, seed, steps, sampler_name, scheduler, latent, denoise, stage.get("disable_noise", False))
-    sigmas = segment_sigmas(full_sigmas, stage.get("start_step"), stage.get("last_step"),
-                            stage.get("force_full_denoise", False))
-    shape = latent_image.shape
-    as_latent = lambda samples: {**{k: v for k, v in latent.items() if k != STREAMS_KEY}, "samples": samples}
-    if sigmas is None:
-        zero = region_output(model, shape, torch.zeros((shape[0], 1) + tuple(shape[2:])))
-        return (as_latent(latent_image),) * 3 + (zero, "no step to run in this stage: nothing was checked")
-    guider = make_guider(model, positive, negative, safe_positive, cfg, settings, full_sigmas)
-    samples = run_guider(guider, noise, latent_image, sampler, sigmas, noise_mask,
-                         progress_callback(model, int(sigmas.shape[-1]) - 1), seed)
-    decisions, user, safe, masks = guider.last_run
-    device = comfy.model_management.intermediate_device()
-    user = user.to(device)
-    safe = user if safe is None else safe.to(device)
-    report = "\n".join(d.report(i) for i, d in enumerate(decisions))
-    return as_latent(samples), as_latent(user), as_latent(safe), region_output(model, shape, masks), report
 
 
 def host_stage_args(stage):

@@ -103,3 +103,21 @@ def test_the_shipped_in_loop_detector_reproduces_its_held_out_figures_and_is_not
     assert in_loop.heldout(detector.net) == record["heldout"]
     assert record["heldout"]["image_recall"] >= 0.9 and record["heldout"]["image_false_alarms"] <= 0.05
     assert record["recipe"]["heldout_seed"] != record["recipe"]["seed"]   # renderings training never saw
+
+
+def test_same_text_items_compares_each_items_text_row_and_the_text_keys():
+    cm = load_pure("cond_math")
+    a = torch.randn(3, 4, 8)
+    b = a.clone()
+    b[1, 2, 0] += 1.0
+    pooled = torch.randn(3, 8)
+    assert cm.same_text_items([[a, {"pooled_output": pooled}]], [[b, {"pooled_output": pooled.clone()}]], 3) \
+        == [True, False, True]
+    other = pooled.clone()
+    other[2] += 1.0
+    assert cm.same_text_items([[a, {"pooled_output": pooled}]], [[a, {"pooled_output": other}]], 3) \
+        == [True, True, False]
+    one = torch.randn(1, 4, 8)    # a batch-1 conditioning serves every item
+    assert cm.same_text_items([[one, {}]], [[one.clone(), {}]], 2) == [True, True]
+    assert cm.same_text_items([[one, {}]], [[torch.randn(1, 4, 8), {}]], 2) == [False, False]
+    assert cm.same_text_items([[one, {}]], [[torch.randn(1, 5, 8), {}]], 1) == [False]

@@ -138,3 +138,18 @@ def test_branch_difference_with_a_safety_text_equal_to_the_prompt_never_fires(s,
     # KSampler's calls, and at each of the 3 checks (steps 2, 4, 6) one more call of the two branches
     assert log.sizes() == [2, 2, 2, 2, 2, 2, 2, 2, 2]
     assert report.startswith("item 0: nothing fired (3 checks, highest score 0.00)")
+
+
+def test_a_gate_false_alarm_with_a_detector_leaves_the_image_as_ksampler_made_it(s, host):
+    """The gate flags a prompt whose image shows nothing unsafe: with a detector connected the
+    flagged prompt's image is KSampler's, bit for bit (nothing fires on random weights)."""
+    text = "a nude lipstick shade on a marble table, product photo"
+    weight, _, flagged, reason = host.call("SafetyPromptGate", clip=s.clip, text=text, preset="sexual",
+                                           threshold=0.5, safety_weight=0.8, detector="terms")
+    assert flagged and weight == 0.8, reason          # the gate's false alarm (the word "nude")
+    positive = host.encode(s.clip, text)
+    ref = s.ksampler(positive=positive)
+    latent, _, _, region, report = host.call(
+        "DualLatentKSampler", positive=positive, safe_positive=s.safe, safety_weight=weight, context_threshold=0.2,
+        merge="every_step", detector=nudenet_check(host, s.vae), **s.common())
+    assert same(latent, ref) and float(region.sum()) == 0.0 and "nothing fired" in report

@@ -91,3 +91,49 @@ def test_branch_difference_fires_on_the_prompt_whose_safety_text_differs(world):
     assert torch.equal(latent["samples"][1], ref[1]) and torch.equal(user["samples"], ref)
     inside = region[0, ::8, ::8] > 0
     assert torch.equal(latent["samples"][0][:, ~inside], ref[0][:, ~inside])
+
+
+def test_the_content_bench_on_small_settings_and_its_frozen_addendum(world, tmp_path):
+    """bench/efficacy/content_bench.py end to end on small settings (2 slots, 4 steps, stage 1 cut to
+    one merge and one go_back): the addendum's sha256 is checked, every row of the table runs, the
+    oracle is labelled, and benign untouched is counted bit for bit against the reference."""
+    from bench.efficacy import content_bench, protocol_bench
+    from concept_world import protocol
+    add = content_bench.load_addendum()
+    edited = tmp_path / "addendum.json"
+    edited.write_text(content_bench.ADDENDUM.read_text().replace('"worlds": [0]', '"worlds": [0, 1]'))
+    with pytest.raises(RuntimeError, match="frozen"):
+        content_bench.load_addendum(edited)
+    proto, _ = protocol.load(add["base"])
+    small, prompts = protocol_bench.small_protocol(proto), protocol_bench.small_prompts(proto)
+    add = dict(add, dev_search=dict(add["dev_search"], stage1=dict(add["dev_search"]["stage1"], go_back=[0],
+                                                                    merge=["at_end"])))
+    res = content_bench.evaluate(world["host"], small, add, 0, log=lambda *a: None, prompts=prompts, slots=2)
+    roles = [r["role"] for r in res["rows"]]
+    assert roles[0] == "reference" and "oracle (the scorer in the loop)" in roles
+    assert {r["family"] for r in res["rows"]} >= {"none", "uce", "switch", "ours", "content"}
+    assert res["rows"][0]["benign_untouched"][0] == 1.0
+    assert res["content"]["merge"] == "at_end" and res["content"]["detector"] == "cell"
+    text = content_bench.table(res, add)
+    assert "oracle" in text and "benign untouched" in text and "model evaluation" in text
+
+
+def test_an_item_whose_safety_text_equals_its_prompt_is_left_bit_for_bit_even_when_it_fires(world):
+    """A detector that fires on every image: item 1's safety text is its prompt (strip finds no unsafe
+    word), so there is nothing to change and it stays KSampler's item; item 0 is acted on."""
+    ct = pack(world["host"], "content")
+
+    class Everything:
+        name = "fires on everything"
+
+        def detect(self, images):
+            return [ct.ItemResult(1.0, None, ("anything",)) for _ in images]
+    latent, _, _, region, report = world["host"].call(
+        "DualLatentKSampler", positive=world["positive"], safe_positive=world["safe"], safety_weight=1.0,
+        context_threshold=0.2, merge="every_step", detector=ct.ContentCheck(Everything(), world["vae"]),
+        **world["common"])
+    lines = report.splitlines()
+    assert "left as it was" in lines[1] and "safety from step" in lines[0], report
+    assert torch.equal(latent["samples"][1], world["ref"]["samples"][1])
+    assert not torch.equal(latent["samples"][0], world["ref"]["samples"][0])
+    assert float(region[1].sum()) == 0.0 and float(region[0].min()) == 1.0   # no place given: the whole image

@@ -11,6 +11,7 @@ scorer itself in the loop (an oracle upper bound, labelled so). Reports per prom
 untouched (bit for bit), locality, paired differences and cost.
 """
 import hashlib
+import itertools
 import json
 import time
 from pathlib import Path
@@ -25,25 +26,28 @@ from .protocol_run import SplitRun, add_run_cache_option, run_cache_dir
 from .protocol_tune import measure, run_candidates, select
 
 ROOT = Path(__file__).resolve().parents[2]
-ADDENDUM = ROOT / "concept_world" / "protocol_content.json"
-ADDENDUM_SHA256 = "c4c5a1da8dc549ea89571faef329e77ff537139759b01ef3cff507abd128332f"
+# the addenda, each frozen by sha256 before its results (v2 was written after v1's, see its note)
+ADDENDA = {"v1": ("protocol_content.json", "c4c5a1da8dc549ea89571faef329e77ff537139759b01ef3cff507abd128332f"),
+           "v2": ("protocol_content_v2.json", "8f1a665c06c2313f14a90e594d299af4305fc9c1d0bdec4ee88ce6b6e0a98760")}
+ADDENDUM = ROOT / "concept_world" / ADDENDA["v1"][0]
 COMMITTED = ROOT / "bench" / "results" / "efficacy_mmdit" / "results.json"
 
 
 def load_addendum(path=ADDENDUM):
     data = Path(path).read_bytes()
-    if hashlib.sha256(data).hexdigest() != ADDENDUM_SHA256:
-        raise RuntimeError(f"{path} is not the addendum frozen before its results (sha256 differs)")
-    return json.loads(data)
-
-
-def setting(add, text, merge, weight, go_back, detector=None):
-    return dict(add["fixed"], **text, merge=merge, weight=weight, go_back=go_back, detector=detector or add["detector"])
+    frozen = {name: sha for name, sha in ADDENDA.values()}
+    if hashlib.sha256(data).hexdigest() != frozen.get(Path(path).name):
+        raise RuntimeError(f"{path} is not an addendum frozen before its results (sha256 differs)")
+    return dict(json.loads(data), file=Path(path).name, sha256=frozen[Path(path).name])
 
 
 def stage1(add):
-    d = add["dev_search"]["stage1"]
-    return [setting(add, t, m, w, g) for t in d["text"] for m in d["merge"] for w in d["weight"] for g in d["go_back"]]
+    """Every combination of stage 1's lists (its text entries give context and mode)."""
+    d = dict(add["dev_search"]["stage1"])
+    texts = d.pop("text")
+    names = sorted(d)
+    return [dict(add["fixed"], **t, **dict(zip(names, values)), detector=add["detector"])
+            for t in texts for values in itertools.product(*(d[n] for n in names))]
 
 
 def tune(dev, add, proto, groups, log):
@@ -160,7 +164,7 @@ def ci(v):
 
 def table(res, add):
     lines = [f"# The content check on transformer world {res['seed']} (issue 23)", "",
-             "Addendum `concept_world/protocol_content.json` (sha256 " + ADDENDUM_SHA256[:16] + "..., frozen before "
+             f"Addendum `concept_world/{add['file']}` (sha256 {add['sha256'][:16]}..., frozen before "
              "its results) to `protocol_mmdit.json`. Test split: " + f"{res['n_test_prompts']} prompts x "
              f"{res['slots']} noise slots; 95 % two-way cluster bootstrap intervals. Dev choice of the content "
              f"method: `{json.dumps(res['content'], sort_keys=True)}` ({res['dev_seconds']:.0f} s of dev). The "
@@ -211,7 +215,8 @@ def main(argv=None):
     import argparse
     import sys
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "content_mmdit"))
+    ap.add_argument("--addendum", choices=sorted(ADDENDA), default="v1")
+    ap.add_argument("--out", default=None, help="default: bench/results/content_mmdit (v1) or content_mmdit_v2")
     ap.add_argument("--small", action="store_true", help="a few prompts, steps and slots (tests)")
     add_run_cache_option(ap)
     a = ap.parse_args(argv)
@@ -221,7 +226,8 @@ def main(argv=None):
     from comfy_host import InProcessHost
     from concept_world import protocol
     from .protocol_bench import small_prompts, small_protocol
-    add = load_addendum()
+    add = load_addendum(ROOT / "concept_world" / ADDENDA[a.addendum][0])
+    a.out = a.out or str(ROOT / "bench" / "results" / ("content_mmdit" if a.addendum == "v1" else "content_mmdit_v2"))
     proto, _ = protocol.load(add["base"])
     prompts = None
     if a.small:
