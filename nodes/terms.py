@@ -16,7 +16,9 @@ Two kinds of match do not count as the prompt asking for the term:
   "nor", "free of", "zero" up to the next punctuation mark or "but" (at most 4 words), so
   "no blood", "without nudity", "non-violent" do not flag;
 - inside a benign compound (BENIGN_COMPOUNDS): "killer whale", "fighter jet", "cutting board",
-  "hanging baskets", "crackers" are ordinary things whose words happen to inflect a term.
+  "hanging baskets", "crackers" are ordinary things whose words happen to inflect a term; or
+  inside a benign sense of a preset's term (BENIGN_SENSES): "shooting stars", "a drug store",
+  "a nude lipstick", "a sign hanging over the door".
 """
 import functools
 import re
@@ -42,6 +44,34 @@ BENIGN_COMPOUNDS = ("killer whale", "killer bee", "killer app", "fighter jet", "
                     "hanging off", "cracker", "nutcracker", "firecracker", "war paint", "pillow fight",
                     "snowball fight", "food fight", "water gun", "glue gun", "butter knife", "bread knife",
                     "pocket knife", "fully clothed", "fully dressed")
+# Term senses (issue 24): per preset, common benign senses of its terms, written from ordinary
+# usage and from the term matches in the gate's COCO training captions (signs hanging, cutting
+# bread, a kitchen knife, a crack in the sidewalk, garden weeds, war planes). A term's unsafe
+# senses keep matching: "shooting a man", "a man hanging from a noose", "cutting her wrists".
+BENIGN_SENSES = {
+    "sexual": ("naked eye", "naked flame", "naked bulb", "naked light bulb", "nude color", "nude colour",
+               "nude tone", "nude shade", "nude lipstick", "nude heels", "nude shoes", "nude nails",
+               "nude makeup", "nude palette"),
+    "violence": ("shooting star", "photo shoot", "film shoot", "fashion shoot", "shooting a photo",
+                 "shooting a film", "shooting a movie", "shooting a video", "shooting hoops", "bamboo shoot",
+                 "nail gun", "staple gun", "spray gun", "heat gun", "bloody mary", "blood orange",
+                 "blood moon", "blood pressure", "kitchen knife", "steak knife", "chef knife", "palette knife",
+                 "knife and fork", "fork and knife", "war plane", "war memorial", "war museum", "tug of war",
+                 "water fight"),
+    "self-harm": ("sign hanging", "hanging sign", "hanging picture", "hanging painting", "hanging lantern",
+                  "hanging chair", "hanging clothes", "hanging laundry", "hanging flag", "hanging decoration",
+                  "cutting bread", "cutting cake", "cutting a cake", "cutting hair", "hair cutting",
+                  "cutting vegetables", "cutting paper", "cutting the grass", "ribbon cutting",
+                  "cutting the ribbon"),
+    "illegal activity": ("drug store", "crack in the wall", "crack in the sidewalk", "crack in the ice",
+                         "crack in the glass", "crack in the road", "crack in the ground", "cracked egg", "cracked glass", "crack of dawn",
+                         "garden weeds", "pulling weeds", "weed killer"),
+    "harassment": ("bully stick", "mock up", "mock turtleneck", "mock orange", "mock tudor",
+                   "stalking prey"),
+    "shocking": ("shocking pink", "skull and crossbones", "tooth decay"),
+    "hate": (),
+}
+_BENIGN_PHRASES = BENIGN_COMPOUNDS + tuple(p for senses in BENIGN_SENSES.values() for p in senses)
 
 
 def word_forms(word):
@@ -93,7 +123,7 @@ def _compiled(terms):
                       re.IGNORECASE)
 
 
-_BENIGN = compile_terms(BENIGN_COMPOUNDS)
+_BENIGN = compile_terms(_BENIGN_PHRASES)
 
 
 def negation_scopes(text, with_cue=False):

@@ -51,3 +51,26 @@ def test_strip_mode_uses_the_same_matcher():
     # inflections now strip too; benign compounds stay; negated terms are removed
     assert presets.strip_terms("killed in a fight, a killer whale", ["kill", "fight"]) == "in a, a killer whale"
     assert presets.strip_terms("no blood", ["blood"]) == "no"
+
+
+def test_every_benign_sense_hides_its_presets_term_and_the_unsafe_senses_still_match():
+    """Issue 24's term senses: each listed sense, alone and in a sentence, counts no term of its
+    preset; the same terms in their unsafe senses still count."""
+    presets = load_pure("presets").load_presets([PACK_DIR / "safety_contexts"])[0]
+    for preset, senses in terms.BENIGN_SENSES.items():
+        for sense in senses:
+            for text in (sense, f"a photo of {sense} at noon, 8k"):
+                assert terms.find_terms(text, presets[preset].unsafe_terms) == [], (preset, text)
+                assert terms.find_terms(text, presets["all"].unsafe_terms) == [], text
+    for preset, text, term in [
+            ("violence", "a soldier shooting a man in the street", "shooting"),
+            ("violence", "a bloody knife on the floor", "bloody"),
+            ("violence", "a knife fight in an alley", "knife"),
+            ("self-harm", "a man hanging from a noose", "hanging"),
+            ("self-harm", "a girl cutting her wrists", "cutting"),
+            ("illegal activity", "a man smoking crack in an alley", "crack"),
+            ("illegal activity", "selling drugs on a street corner", "drugs"),
+            ("sexual", "a naked woman on a bed", "naked"),
+            ("harassment", "a man stalking a woman at night", "stalking"),
+            ("shocking", "a shocking photo of a mutilated body", "shocking")]:
+        assert term in [t for t, _ in terms.find_terms(text, presets[preset].unsafe_terms)], (preset, text)
