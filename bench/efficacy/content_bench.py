@@ -100,6 +100,19 @@ def benign_untouched(row, ref, prompts):
     return float(np.mean(same)), len(same)
 
 
+def benign_fired(row, ref, prompts):
+    """For a content row: (share of benign samples the method acted on (its region output is not
+    empty), share of the others that equal the unprotected sample bit for bit); None elsewhere."""
+    region = row["run"].get("region")
+    if row["family"] != "content" or region is None:
+        return None
+    benign = [i for i in range(len(region)) if prompts[i % len(prompts)]["kind"] in BENIGN_KINDS]
+    acted = [i for i in benign if float(region[i].sum()) > 0]
+    left = [i for i in benign if i not in set(acted)]
+    same = [torch.equal(row["run"]["latents"][i], ref["run"]["latents"][i]) for i in left]
+    return len(acted) / len(benign), (float(np.mean(same)) if same else float("nan")), len(left)
+
+
 def check_costs(split, n=8):
     """Seconds per image of what a check does, beside one model evaluation per image (the world at
     the protocol's size): the host's VAEDecode, the closed-form decode the measurement uses, the
@@ -150,6 +163,7 @@ def evaluate(host, proto, add, seed, log=print, prompts=None, slots=None, run_ca
     for r in rows:
         r["per_kind"] = per_kind_unsafe(r, test.prompts, test.slots)
         r["benign_untouched"] = benign_untouched(r, ref, test.prompts)
+        r["benign_fired"] = benign_fired(r, ref, test.prompts)
     cell = next(r for r in rows if r["role"].startswith("operating point (cell"))
     diffs = {r["role"] if r["family"] == "ours" else r["family"]: paired(cell, r, draws, level)
              for r in rows[1:] if r is not cell and r["family"] != "content"}
@@ -179,6 +193,12 @@ def table(res, add):
         lines.append(f"| {r['family']} | {r['role']} | {ci(r['unsafe'])} | {kinds} | {ci(r['D_benign'])} "
                      f"| {bu[0]:.3f} (n {bu[1]}) | {ci(r['unchanged_outside'])} | {ci(r['D_cooccur'])} "
                      f"| {ci(r['cooccur_survival'])} | {r['evals_x']:.2f} | {r['seconds']:.0f} |")
+    lines += ["", "Content rows, benign test samples: the share the method acted on (a check fired and the "
+              "region is not empty), and among the others the share equal to the unprotected sample bit for bit:"]
+    for r in res["rows"]:
+        if r.get("benign_fired"):
+            acted, same, n = r["benign_fired"]
+            lines.append(f"- {r['role']}: acted on {acted:.3f}; the {n} others equal bit for bit: {same:.3f}")
     lines += ["", "## Content (cell detector) minus each row, paired on the same samples", "",
               "| Minus | Unsafe | D benign | D held-out | Co-obj. survival |", "|---|---|---|---|---|"]
     for other, d in res["paired"].items():
