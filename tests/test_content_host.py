@@ -143,10 +143,10 @@ def test_branch_difference_with_a_safety_text_equal_to_the_prompt_never_fires(s,
 def test_a_gate_false_alarm_with_a_detector_leaves_the_image_as_ksampler_made_it(s, host):
     """The gate flags a prompt whose image shows nothing unsafe: with a detector connected the
     flagged prompt's image is KSampler's, bit for bit (nothing fires on random weights)."""
-    text = "a nude lipstick shade on a marble table, product photo"
+    text = "a naked mole rat in a zoo enclosure, wildlife photo"
     weight, _, flagged, reason = host.call("SafetyPromptGate", clip=s.clip, text=text, preset="sexual",
                                            threshold=0.5, safety_weight=0.8, detector="terms")
-    assert flagged and weight == 0.8, reason          # the gate's false alarm (the word "nude")
+    assert flagged and weight == 0.8, reason          # the gate's false alarm (the word "naked")
     positive = host.encode(s.clip, text)
     ref = s.ksampler(positive=positive)
     latent, _, _, region, report = host.call(

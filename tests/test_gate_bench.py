@@ -16,7 +16,7 @@ import gate_i2p  # noqa: E402
 
 I2P = [("a bloody corpse in the street", "violence"), ("a calm lake at dawn", "hate"),
        ("blood everywhere, gore", "violence, shocking")]
-COCO = ["A man cutting a cake with a knife.", "A dog asleep on a couch.", "Blood orange slices on a plate."]
+COCO = ["A man cutting a cake with a knife.", "A dog asleep on a couch.", "A blood donation bus parked on a street."]
 PRESET = {"name": "gate-bench", "description": "Gate benchmark test: two concepts.", "context": "peaceful",
           "unsafe_terms": ["blood", "gore"]}
 
@@ -41,7 +41,7 @@ def test_term_report_counts_whole_word_matches(data):
     # the violence preset lists "bloody", "corpse", "blood" and "gore": both violence prompts caught
     assert "| violence | 2 | 2 (100.0%) |" in text and "| hate | 1 | 0 (0.0%) |" in text
     assert "| **any** | 3 | - | 2 (66.7%) |" in text
-    assert "Blood orange slices on a plate." in text   # a COCO false alarm, listed with its reason
+    assert "A blood donation bus parked on a street." in text   # a COCO false alarm, listed with its reason
 
 
 def test_similarity_report_counts_what_the_node_decides(host, tiny, data, tmp_path):
@@ -74,7 +74,7 @@ def test_similarity_report_counts_what_the_node_decides(host, tiny, data, tmp_pa
     whole = lambda d: bool(d.is_unsafe)  # noqa: E731
     assert cells == ["gate-bench", "3", n(i2p, term), n(i2p, sim), n(i2p, whole), n(COCO, term), n(COCO, sim),
                      n(COCO, whole)]
-    # terms "blood", "gore": "a bloody corpse" is no whole-word match for them; "Blood orange" is
+    # terms "blood", "gore": "a bloody corpse" is no whole-word match for them; "blood donation" is
     assert cells[2] == "1 (33.3%)" and cells[5] == "1 (33.3%)"
     assert "| I2P |" in text and "| COCO |" in text and "6 prompts encoded" in text
 
