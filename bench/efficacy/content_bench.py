@@ -28,7 +28,8 @@ from .protocol_tune import measure, run_candidates, select
 ROOT = Path(__file__).resolve().parents[2]
 # the addenda, each frozen by sha256 before its results (v2 was written after v1's, see its note)
 ADDENDA = {"v1": ("protocol_content.json", "c4c5a1da8dc549ea89571faef329e77ff537139759b01ef3cff507abd128332f"),
-           "v2": ("protocol_content_v2.json", "8f1a665c06c2313f14a90e594d299af4305fc9c1d0bdec4ee88ce6b6e0a98760")}
+           "v2": ("protocol_content_v2.json", "8f1a665c06c2313f14a90e594d299af4305fc9c1d0bdec4ee88ce6b6e0a98760"),
+           "v3": ("protocol_content_v3.json", "a657ce79e71f1477bfad119d96c8a8fec731677c600ca70762ba61c556af0467")}
 ADDENDUM = ROOT / "concept_world" / ADDENDA["v1"][0]
 COMMITTED = ROOT / "bench" / "results" / "efficacy_mmdit" / "results.json"
 
@@ -236,7 +237,7 @@ def main(argv=None):
     import sys
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--addendum", choices=sorted(ADDENDA), default="v1")
-    ap.add_argument("--out", default=None, help="default: bench/results/content_mmdit (v1) or content_mmdit_v2")
+    ap.add_argument("--out", default=None, help="default: bench/results/content_mmdit (v1) or content_mmdit_<addendum>")
     ap.add_argument("--small", action="store_true", help="a few prompts, steps and slots (tests)")
     add_run_cache_option(ap)
     a = ap.parse_args(argv)
@@ -247,7 +248,7 @@ def main(argv=None):
     from concept_world import protocol
     from .protocol_bench import small_prompts, small_protocol
     add = load_addendum(ROOT / "concept_world" / ADDENDA[a.addendum][0])
-    a.out = a.out or str(ROOT / "bench" / "results" / ("content_mmdit" if a.addendum == "v1" else "content_mmdit_v2"))
+    a.out = a.out or str(ROOT / "bench" / "results" / ("content_mmdit" if a.addendum == "v1" else f"content_mmdit_{a.addendum}"))
     proto, _ = protocol.load(add["base"])
     prompts = None
     if a.small:
