@@ -9,9 +9,9 @@ category's prompts) and false alarms on the benign prompts, per kind, with 95 % 
 import argparse
 import csv
 import hashlib
-import math
 from pathlib import Path
 
+from .metrics import wilson
 from .report import DETECTORS, LG, OUT, detector_scores, preset_terms
 
 DEV_SET = Path(__file__).resolve().parent / "dev_set" / "handwritten_dev.csv"
@@ -29,16 +29,6 @@ def load_dev_set(path=DEV_SET):
         raise RuntimeError(f"{path} is not the frozen hand-written dev set (sha256 differs)")
     return [Row(r["prompt"], r["label"], r["category"], r["kind"])
             for r in csv.DictReader(data.decode("utf-8").splitlines())]
-
-
-def wilson(k, n, z=1.96):
-    """(share, low, high) of k in n, 95 % Wilson interval."""
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def share(flags):

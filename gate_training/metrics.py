@@ -47,3 +47,22 @@ def roc_curve(pos, neg):
             i += 1
         pts.append((fp / len(neg), tp / len(pos)))
     return pts
+
+
+def wilson(k, n, z=1.96):
+    """(share, low, high) of k in n, 95 % Wilson interval."""
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def wilson_text(flags):
+    """'12.3% [8.1, 17.9] (k/n)' for a list of booleans."""
+    k, n = sum(flags), len(flags)
+    if n == 0:
+        return "-"
+    p, lo, hi = wilson(k, n)
+    return f"{100 * p:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] ({k}/{n})"
