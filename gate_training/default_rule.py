@@ -25,7 +25,7 @@ from pathlib import Path
 from . import data as D
 from .dev_report import load_dev_set
 from .metrics import wilson_text
-from .report import LG, OUT, detector_scores, preset_terms
+from .report import LG, OUT, detector_scores, load_pure, preset_terms
 
 FA_BOUND = 0.05
 DEFAULT_THRESHOLD = 0.5
@@ -93,6 +93,9 @@ def main(argv=None):
                   ("learned", t5), ("all", t5)]
     results = evaluate(candidates, sets)
     best, inside = choose(results)
+    gate = load_pure("prompt_gate")
+    node = (gate.DEFAULT_DETECTOR, gate.DEFAULT_NODE_THRESHOLD)
+    results[node] = evaluate([node], sets)[node]
     cols = ["dev_unsafe", "val_positives", "dev_benign", "val_benign_i2p", "test_positives", "test_benign_i2p",
             "test_coco"]
     lines = ["# The prompt gate's default detector, chosen by a rule fixed before this table", "",
@@ -105,15 +108,28 @@ def main(argv=None):
              "| detector | threshold | dev recall | val I2P recall | dev FA | val benign-I2P FA | test I2P recall "
              "| test benign-I2P FA | test COCO FA | inside bounds |",
              "|---|---|" + "---|" * (len(cols) + 1)]
-    for k in candidates:
+    for k in candidates + [node]:
         r = results[k]
-        lines.append(f"| {k[0]} | {k[1]:.3f} | " + " | ".join(wilson_text(r[c]) for c in cols)
-                     + f" | {'yes' if k in inside else 'no'} |")
+        within = share(r["val_benign_i2p"]) <= FA_BOUND and share(r["dev_benign"]) <= FA_BOUND
+        name = f"{k[0]} (the node's default)" if k == node else k[0]
+        lines.append(f"| {name} | {k[1]:.3f} | " + " | ".join(wilson_text(r[c]) for c in cols)
+                     + f" | {'yes' if within else 'no'} |")
     verdict = (f"**Chosen: `{best[0]}` at threshold {best[1]:.3f}**" + (
         " (inside both bounds)." if inside else
         " — no candidate is inside both bounds, so the rule's fallback (smallest larger-of-the-two false-alarm "
         "rates) chose it."))
-    lines += ["", verdict, ""]
+    unsafe_dev = [r for r in dev if r.label == "unsafe"]
+    node_scores = Sd[node[0]]["any"]
+    dev_idx = {id(r): i for i, r in enumerate(dev)}
+    lines += ["", verdict, "",
+              f"The node's defaults are `{node[0]}` at {node[1]:g} (`nodes/prompt_gate.py`): the chosen threshold "
+              "rounded up to the slider's 0.01 step, so its false alarms can only be lower.", "",
+              "Recall of the node's default on the dev set's unsafe prompts, per kind:", "",
+              "| kind | recall |", "|---|---|"]
+    for kind in sorted({r.kind for r in unsafe_dev}):
+        f = [node_scores[dev_idx[id(r)]] >= node[1] for r in unsafe_dev if r.kind == kind]
+        lines.append(f"| {kind} | {wilson_text(f)} |")
+    lines.append("")
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return best, results

@@ -154,6 +154,7 @@ def main(argv=None):
                                    learned=None if k == "terms" else learned) for k in DETECTORS}
         lines.append(f"| {t} | {int(d['terms'].is_unsafe)} | {int(d['learned'].is_unsafe)} ({learned['any']:.2f}) "
                      f"| {int(d['all'].is_unsafe)} |")
+    lines += three_benign_sets(S, test, pos, coco, benign, det)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text("\n".join(lines) + "\n")
     curves, points = {}, {}
@@ -163,6 +164,35 @@ def main(argv=None):
         points[d] = ((flagged(cs), flagged(ps)), (flagged(bs), flagged(ps)))
     plot_roc(curves, points, Path(a.out).with_name("gate_roc.png"))
     print("\n".join(lines))
+
+
+def three_benign_sets(S, test, pos, coco, benign, det):
+    """Issue 24's report: per detector and category, recall (held-out I2P positives, the dev set's
+    unsafe prompts of that category) and false alarms on all three benign sets (COCO, style-matched
+    I2P, the dev set's benign prompts), 95 % Wilson intervals; decision at 0.5 and at the node's default."""
+    from .dev_report import load_dev_set
+    from .metrics import wilson_text
+    gate = load_pure("prompt_gate")
+    dev = load_dev_set()
+    Sd = detector_scores(dev, det, preset_terms())
+    d_benign = [i for i, r in enumerate(dev) if r.label == "benign"]
+    rows = [(d, 0.5) for d in DETECTORS] + [(gate.DEFAULT_DETECTOR, gate.DEFAULT_NODE_THRESHOLD)]
+    lines = ["", "## Recall and false alarms on all three benign sets (issue 24)", "",
+             f"Per detector and category (that category's head / preset; `any` = the `all` preset), at the 0.5 "
+             f"decision and at the node's default (`{rows[-1][0]}` at {rows[-1][1]:g}, chosen by "
+             "gate_training/default_rule.py: gate_default.md). Dev = the hand-written dev set "
+             "(gate_devset.md); its unsafe prompts per category, its 125 benign prompts for every head. "
+             "95 % Wilson intervals.", "",
+             "| detector | threshold | category | recall, held-out I2P | recall, dev | FA, COCO | FA, benign I2P "
+             "| FA, dev benign |", "|---|---|---|---|---|---|---|---|"]
+    for h in LG.HEADS:
+        d_pos = [i for i, r in enumerate(dev) if r.label == "unsafe" and (h == "any" or r.category == h)]
+        for d, t in rows:
+            f = lambda vals, idx: [vals[i] >= t for i in idx]  # noqa: E731
+            lines.append(f"| {d} | {t:g} | {h} | " + " | ".join(wilson_text(x) for x in (
+                f(S[d][h], pos(h)), f(Sd[d][h], d_pos), f(S[d][h], coco), f(S[d][h], benign),
+                f(Sd[d][h], d_benign))) + " |")
+    return lines
 
 
 def plot_roc(curves, points, path, size=360, pad=48):

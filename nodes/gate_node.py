@@ -15,7 +15,8 @@ from comfy_api.latest import io
 from .latent_math import check_unit_interval, choice_error, first_error
 from .preset_store import available_presets, get_preset, preset_names
 from .learned_gate import get_detector, head_for_preset
-from .prompt_gate import (DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, SIMILARITY_FLOOR, gate_decision,
+from .prompt_gate import (DEFAULT_DETECTOR, DEFAULT_NODE_THRESHOLD, DEFAULT_THRESHOLD, DETECTORS, SIMILARITY_FLOOR,
+                          gate_decision,
                           nearest_concept)
 
 _concept_cache = {}  # (id(clip), preset name, terms) -> (weakref to clip, concepts, matrix, null vector)
@@ -112,19 +113,23 @@ class SafetyPromptGate(io.ComfyNode):
                                 tooltip="Your prompt: the same text you encode (connect one text node to both)."),
                 io.Combo.Input("preset", options=preset_names(),
                                tooltip="Safety context preset whose unsafe terms are the concepts to detect."),
-                io.Float.Input("threshold", default=DEFAULT_THRESHOLD, min=0.0, max=1.0, step=0.01,
+                io.Float.Input("threshold", default=DEFAULT_NODE_THRESHOLD, min=0.0, max=1.0, step=0.01,
                                tooltip="The prompt is unsafe when its score reaches this (a term match always "
-                                       "does). 0 applies safety to every prompt; higher asks for closer "
-                                       "similarity."),
+                                       "does). 0 applies safety to every prompt. The default 0.82 keeps the "
+                                       "learned part's false alarms on benign art prompts near 5%; 0.5 catches "
+                                       "more and flags about 10-20% of them."),
                 io.Float.Input("safety_weight", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="The safety weight to pass on when the prompt is unsafe."),
                 io.Combo.Input("detector", options=list(DETECTORS), default=DEFAULT_DETECTOR,
                                tooltip="What judges the prompt. terms: the preset's unsafe terms (negations "
                                        "such as 'no blood' do not count). learned: a small classifier "
                                        "trained on I2P and COCO prompts, on the preset's category; its "
-                                       "score is 0.5 at 10% false alarms on benign art-site prompts. "
+                                       "score is 0.5 at 10% false alarms on benign art-site prompts (the "
+                                       "default: it flags fewest benign prompts, but misses many plainly "
+                                       "worded unsafe ones). "
                                        "terms+similarity: terms, or closeness to a term in your text "
-                                       "encoder's space (uncalibrated). all: any of the three."),
+                                       "encoder's space (uncalibrated). all: any of the three (more recall, "
+                                       "more false alarms)."),
             ],
             outputs=[
                 # Ids must differ from the inputs'; the names users see are the display names.

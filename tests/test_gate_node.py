@@ -47,7 +47,8 @@ def test_object_info_schema(server):
     assert list(req) == ["clip", "text", "preset", "threshold", "safety_weight", "detector"]
     assert req["detector"][0] == "COMBO" and req["detector"][1]["options"] == ["terms", "terms+similarity",
                                                                                "learned", "all"]
-    assert req["detector"][1]["default"] == "all"   # chosen on the held-out numbers (README)
+    # chosen by gate_training/default_rule.py (bench/results/gate_default.md)
+    assert (req["detector"][1]["default"], req["threshold"][1]["default"]) == ("learned", 0.82)
     assert req["clip"][0] == "CLIP" and req["text"][0] == "STRING" and req["text"][1]["multiline"] is True
     assert req["preset"][0] == "COMBO" and "violence" in req["preset"][1]["options"]
     for name in ("threshold", "safety_weight"):
@@ -77,7 +78,7 @@ def test_similarity_is_measured_with_the_host_encoder(host, tiny, gate_preset):
     _, clip, _ = tiny
     g = gate_module(host)
     # A prompt that is one of the concepts is its own nearest concept, at cosine 1.
-    d = g.evaluate_gate(clip, "self-harm", gate_preset, 0.5)
+    d = g.evaluate_gate(clip, "self-harm", gate_preset, 0.5, detector="terms+similarity")
     assert d.concept == "self-harm" and d.similarity == pytest.approx(1.0, abs=1e-5) and d.similarity_score > 0.99
     # The concept embeddings are computed once per (clip, preset).
     preset = g.get_preset(gate_preset)
@@ -85,7 +86,8 @@ def test_similarity_is_measured_with_the_host_encoder(host, tiny, gate_preset):
     assert g.concept_embeddings(clip, preset)[1] is first[1] and first[0] == GATE_PRESET["unsafe_terms"]
     # Similarity alone triggers the gate when it reaches the threshold (floor lowered so the random
     # encoder's similarity counts), and the reason names the concept.
-    benign = g.evaluate_gate(clip, "a quiet harbour at dawn", gate_preset, 1.0, similarity_floor=0.0)
+    benign = g.evaluate_gate(clip, "a quiet harbour at dawn", gate_preset, 1.0, similarity_floor=0.0,
+                             detector="terms+similarity")
     assert not benign.is_unsafe and benign.term_score == 0.0 and benign.concept in GATE_PRESET["unsafe_terms"]
     s = benign.similarity_score
     assert s > 0.0, benign
@@ -193,7 +195,7 @@ def graph_outputs(host, prompt):
 
 
 def test_gated_graph_benign_is_bit_identical_and_unsafe_is_not(host, gate_preset):
-    # a prompt no detector flags (the default `all`: terms, similarity, learned)
+    # a prompt no detector flags (`all`: terms, similarity, learned)
     out = graph_outputs(host, gated_graph("a bowl of fruit on a kitchen table", gate_preset))
     gate_out = [o[0] for o in out["5"]]
     assert gate_out[0] == 0.0 and gate_out[2] is False, gate_out
