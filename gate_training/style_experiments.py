@@ -10,13 +10,13 @@ The style vocabulary: comma-separated segments of the training split's benign I2
 inappropriate) that occur in at least MIN_COUNT of them ("trending on artstation", "8k",
 "by greg rutkowski", ...), so what counts as style is learned from I2P's own benign prompts.
 Variants:
-  shipped       the shipped recipe (COCO captions also trained with a benign I2P prompt's tail)
+  shipped       the recipe shipped before this experiment (COCO captions also trained with a benign
+                I2P prompt's tail); since then the shipped detector is style_free at 183 segments
   strip_pos     + every positive also trained with its style segments removed
   style_free    style segments removed from every text before its features, at training and at
                 scoring: the features cannot score style words at all
 """
 import argparse
-import collections
 import time
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import torch
 from . import data as D
 from .dev_report import load_dev_set
 from .report import OUT
+from . import train as T
 from .train import BENIGN_WEIGHT, BUCKETS, LG, calibrate, evaluate, fit, sample_weights, style_augmented, targets
 
 MIN_COUNT = 8
@@ -32,20 +33,11 @@ STYLE_ONLY = ("artstation, 8k, concept art", "trending on artstation, highly det
               "oil painting, masterpiece, octane render")
 
 
-def segments(text):
-    return [s.strip().lower() for s in text.split(",") if s.strip()]
-
-
 def style_vocabulary(train_set, min_count=MIN_COUNT):
-    counts = collections.Counter(s for p in train_set if p.source == "i2p" and D.label(p) == 0
-                                 for s in set(segments(p.text)[1:]))   # the subject (first segment) is not style
-    return {s for s, n in counts.items() if n >= min_count}
+    return T.style_vocabulary(train_set, min_count)
 
 
-def without_style(text, vocab):
-    """The text without its style segments ("" when it is all style: then only the bias scores it)."""
-    kept = [s for s in text.split(",") if s.strip().lower() not in vocab]
-    return ",".join(kept).strip(" ,")
+without_style = LG.without_style
 
 
 def variant_texts(name, prompts, vocab):

@@ -14,6 +14,10 @@ objective is recall at 1.8% COCO false alarms plus recall at 10% benign-I2P fals
 each head's operating point (its cut: 10% false alarms on the validation split's style-matched
 benign I2P prompts; the score is 0.5 there). The test split is only measured, after everything
 is fixed, and written beside the weights with the data hash.
+Style (issue 24): comma-separated segments found in at least STYLE_MIN_COUNT of the training split's
+benign I2P prompts (after their first segment, the subject) form the style vocabulary; every text
+loses its style segments before its features, in training and in scoring (learned_gate.without_style),
+so style alone cannot score. Chosen in gate_training/style_experiments.py (the `style_free` variant).
 """
 import argparse
 import json
@@ -39,6 +43,19 @@ GRID = {"l2": (1e-7, 1e-6), "style_augment": (False, True)}
 BENIGN_WEIGHT = 4.0
 BENIGN_FA = 0.10      # the operating point: false alarms on style-matched benign I2P (validation)
 SAMPLE = ROOT / "detector" / "heldout_sample.csv"
+STYLE_MIN_COUNT = 3
+
+
+def segments(text):
+    return [s.strip().lower() for s in text.split(",") if s.strip()]
+
+
+def style_vocabulary(train_set, min_count=STYLE_MIN_COUNT):
+    """Style segments: in at least min_count benign I2P training prompts, the subject excluded."""
+    import collections
+    counts = collections.Counter(s for p in train_set if p.source == "i2p" and D.label(p) == 0
+                                 for s in set(segments(p.text)[1:]))
+    return frozenset(s for s, n in counts.items() if n >= min_count)
 
 
 def targets(prompts, cut=50.0, heads=LG.HEADS):
@@ -118,11 +135,11 @@ def evaluate(scores, prompts, heads, cut=50.0, cuts=None):
 
 
 def train(prompts, cut=50.0, l2=1e-7, style_augment=False, benign_weight=BENIGN_WEIGHT, buckets=BUCKETS,
-          epochs=EPOCHS, heads=LG.HEADS):
-    """(W, b) trained on the given prompts."""
+          epochs=EPOCHS, heads=LG.HEADS, style=frozenset()):
+    """(W, b) trained on the given prompts (each without its style segments)."""
     if style_augment:
         prompts = list(prompts) + style_augmented(prompts)
-    x = LG.design_matrix([p.text for p in prompts], buckets)
+    x = LG.design_matrix([LG.without_style(p.text, style) for p in prompts], buckets)
     y, m = targets(prompts, cut, heads)
     return fit(x, y, m, sample_weights(prompts, benign_weight), l2, epochs)
 
@@ -147,21 +164,22 @@ def main(argv=None):
     prompts = D.load_prompts(a.data)
     split = {s: [p for p in prompts if p.split == s] for s in D.SPLITS}
     train_set = [p for p in split["train"] if D.label(p, a.cut) is not None]
-    xv = LG.design_matrix([p.text for p in split["val"]], BUCKETS)
+    style = style_vocabulary(train_set)
+    xv = LG.design_matrix([LG.without_style(p.text, style) for p in split["val"]], BUCKETS)
     grid = []
     for l2 in GRID["l2"]:
         for aug in GRID["style_augment"]:
-            W, b = train(train_set, a.cut, l2, aug)
+            W, b = train(train_set, a.cut, l2, aug, style=style)
             m = evaluate(torch.sparse.mm(xv, W) + b, split["val"], LG.HEADS, a.cut)
             grid.append(({"l2": l2, "style_augment": aug}, objective(m), m["any"]))
             print(f"[train-gate] l2 {l2:g} style augment {aug}: val objective {grid[-1][1]:.4f} "
                   f"(recall at 1.8% COCO FA {m['any']['recall_at_0.018_coco_fa']:.3f}, "
                   f"at 10% benign-I2P FA {m['any']['recall_at_0.1_benign_i2p_fa']:.3f})", flush=True)
     best = max(grid, key=lambda g: g[1])[0]
-    W, b = train(train_set, a.cut, best["l2"], best["style_augment"])
+    W, b = train(train_set, a.cut, best["l2"], best["style_augment"], style=style)
     W = W.half().float()     # score with the weights as shipped (float16)
     cuts = calibrate(torch.sparse.mm(xv, W) + b, split["val"], LG.HEADS)
-    det = LG.LearnedDetector(W, b, cuts)
+    det = LG.LearnedDetector(W, b, cuts, style=style)
     seconds = time.time() - t0
     metrics = {s: evaluate(det.scores([p.text for p in split[s]]), split[s], LG.HEADS, a.cut, cuts)
                for s in ("val", "test")}
@@ -170,7 +188,7 @@ def main(argv=None):
     sample_scores = det.scores([p.text for p in sample])
     info = {"data_sha256": D.data_hash(a.data), "label_cut": a.cut, "buckets": BUCKETS, "epochs": EPOCHS,
             "lr": LR, "benign_weight": BENIGN_WEIGHT, "operating_point": f"{BENIGN_FA:g} benign-I2P FA (val)",
-            "chosen": best, "grid": [dict(g[0], val_objective=g[1]) for g in grid],
+            "style_min_count": STYLE_MIN_COUNT, "style_segments": len(style), "chosen": best, "grid": [dict(g[0], val_objective=g[1]) for g in grid],
             "train_seconds": round(seconds, 1), "counts": counts(split, a.cut)}
     save_detector_with_report(a.out, det, info, metrics, evaluate(sample_scores, sample, LG.HEADS, a.cut, cuts),
                               sample_scores)
@@ -207,7 +225,7 @@ def write_sample(sample, path=SAMPLE):
 
 def save_detector_with_report(out, det, info, metrics, sample_metrics, sample_scores):
     LG.save_detector(out, det.weight, det.bias, det.cut, LG.HEADS, det.char_ngrams,
-                     {"data_sha256": info["data_sha256"]})
+                     {"data_sha256": info["data_sha256"]}, det.style)
     report = dict(info, weights_sha256=file_hash(out), metrics=metrics, sample={
         "file": SAMPLE.name, "metrics": sample_metrics,
         "any_scores": [round(float(s), 6) for s in sample_scores[:, 0]]})

@@ -115,7 +115,7 @@ class SafetyPromptGate(io.ComfyNode):
                                tooltip="Safety context preset whose unsafe terms are the concepts to detect."),
                 io.Float.Input("threshold", default=DEFAULT_NODE_THRESHOLD, min=0.0, max=1.0, step=0.01,
                                tooltip="The prompt is unsafe when its score reaches this (a term match always "
-                                       "does). 0 applies safety to every prompt. The default 0.82 keeps the "
+                                       "does). 0 applies safety to every prompt. The default 0.75 keeps the "
                                        "learned part's false alarms on benign art prompts near 5%; 0.5 catches "
                                        "more and flags about 10-20% of them."),
                 io.Float.Input("safety_weight", default=0.5, min=0.0, max=1.0, step=0.01,

@@ -3,7 +3,11 @@
 Pure Python and torch (nothing from the host). The same features are computed by the trainer
 (gate_training/) and here, so shipped weights score prompts exactly as they were measured.
 
-Features of a prompt (FEATURE_VERSION 3):
+Features of a prompt (FEATURE_VERSION 4):
+    style     first, the prompt's comma-separated segments that are art-site style phrases
+              ("trending on artstation", "8k", "by greg rutkowski": the detector's `style`
+              vocabulary, learned from benign I2P prompts and shipped with the weights) are
+              removed, so style alone cannot score (a style-only prompt scores the bias alone)
     words     lower-case runs of letters/digits, except those the term matcher ignores
               (terms.ignored_spans): negations with their cue ("no blood", "without nudity")
               and benign compounds ("killer whale", "fully clothed") are not what the prompt
@@ -26,11 +30,18 @@ from pathlib import Path
 
 from .terms import ignored_spans
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 FORMAT = "safety-dual-latent/prompt-detector"
 HEADS = ("any", "sexual", "violence", "shocking", "hate", "harassment", "self-harm", "illegal activity")
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "detector" / "prompt_detector.safetensors"
 _WORD = re.compile(r"[^\W_]+")
+
+
+def without_style(text, style):
+    """The prompt without its comma-separated segments found in `style` (lower-case phrases)."""
+    if not style:
+        return text
+    return ",".join(s for s in text.split(",") if s.strip().lower() not in style).strip(" ,")
 
 
 def words(text):
@@ -76,28 +87,35 @@ def design_matrix(texts, buckets, char_ngrams=(3, 5)):
 class LearnedDetector:
     """Shipped weights and their scoring: weight (buckets, heads), bias (heads), cut (heads)."""
 
-    def __init__(self, weight, bias, cut, heads=HEADS, char_ngrams=(3, 5), path=None, info=None):
+    def __init__(self, weight, bias, cut, heads=HEADS, char_ngrams=(3, 5), path=None, info=None, style=()):
         self.weight, self.bias, self.cut = weight.float(), bias.float(), cut.float()
         self.heads, self.char_ngrams, self.path, self.info = tuple(heads), tuple(char_ngrams), path, info or {}
+        self.style = frozenset(style)
         self.buckets = self.weight.shape[0]
 
     def logits(self, texts):
-        """(len(texts), heads) raw logits w . x + b."""
-        x = design_matrix(texts, self.buckets, self.char_ngrams)
+        """(len(texts), heads) raw logits w . x + b of the texts without their style segments."""
+        x = design_matrix([without_style(t, self.style) for t in texts], self.buckets, self.char_ngrams)
         import torch
         return torch.sparse.mm(x, self.weight) + self.bias
 
     def scores(self, texts):
-        """(len(texts), heads) scores in (0, 1): 0.5 at each head's operating point."""
+        """(len(texts), heads) scores in [0, 1): 0.5 at each head's operating point. A text with no
+        features once its style segments are gone (style alone, or nothing) scores 0: there is
+        nothing to judge, and the bias alone sits above some heads' cuts."""
         import torch
-        return torch.sigmoid(self.logits(texts) - self.cut)
+        s = torch.sigmoid(self.logits(texts) - self.cut)
+        empty = [i for i, t in enumerate(texts) if not feature_names(without_style(t, self.style))]
+        if empty:
+            s[empty] = 0.0
+        return s
 
     def score(self, text):
         """{head: score} for one prompt."""
         return dict(zip(self.heads, (float(s) for s in self.scores([text])[0])))
 
 
-def save_detector(path, weight, bias, cut, heads=HEADS, char_ngrams=(3, 5), info=None):
+def save_detector(path, weight, bias, cut, heads=HEADS, char_ngrams=(3, 5), info=None, style=()):
     """Write weights as safetensors (float16 weight), byte for byte the same for the same inputs
     (the header's keys sorted: the library writes its metadata in hash order); returns the tensors."""
     import struct
@@ -105,7 +123,8 @@ def save_detector(path, weight, bias, cut, heads=HEADS, char_ngrams=(3, 5), info
     tensors = {"weight": weight.detach().to("cpu").half().contiguous(), "bias": bias.detach().float().contiguous(),
                "cut": cut.detach().float().contiguous()}
     meta = {"format": FORMAT, "feature_version": str(FEATURE_VERSION), "heads": json.dumps(list(heads)),
-            "char_ngrams": json.dumps(list(char_ngrams)), "info": json.dumps(info or {}, sort_keys=True)}
+            "char_ngrams": json.dumps(list(char_ngrams)), "info": json.dumps(info or {}, sort_keys=True),
+            "style": json.dumps(sorted(style))}
     blob = save(tensors, metadata=meta)
     n = struct.unpack("<Q", blob[:8])[0]
     header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode("utf-8")
@@ -132,6 +151,8 @@ def load_detector(path=DEFAULT_WEIGHTS):
     if meta.get("format") != FORMAT or meta.get("feature_version") != str(FEATURE_VERSION):
         problem = (f"expected format {FORMAT!r} version {FEATURE_VERSION}, got {meta.get('format')!r} "
                    f"version {meta.get('feature_version')!r}")
+    elif not isinstance(_json_or_none(meta.get("style")), list):
+        problem = "no style vocabulary (metadata 'style', a JSON list)"
     elif set(tensors) != {"weight", "bias", "cut"}:
         problem = f"expected tensors weight, bias, cut, got {sorted(tensors)}"
     else:
@@ -145,7 +166,15 @@ def load_detector(path=DEFAULT_WEIGHTS):
             problem = f"no 'any' head in {heads}"
     if problem:
         raise ValueError(f"learned detector weights file {path} is not usable: {problem}")
-    return LearnedDetector(w, b, c, heads, json.loads(meta["char_ngrams"]), path, json.loads(meta.get("info", "{}")))
+    return LearnedDetector(w, b, c, heads, json.loads(meta["char_ngrams"]), path, json.loads(meta.get("info", "{}")),
+                           json.loads(meta["style"]))
+
+
+def _json_or_none(text):
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
 
 
 _loaded = {}

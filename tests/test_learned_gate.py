@@ -85,6 +85,21 @@ def test_shipped_weights_reproduce_the_reported_sample_numbers():
     assert want["any"]["auc_coco"] > 0.9 and REPORT["metrics"]["test"]["any"]["auc_coco"] > 0.9
 
 
+def test_style_alone_cannot_score():
+    """Issue 24: art-site style segments are removed before the features, so a prompt made only of
+    them has nothing to judge and scores 0 on every head, like an empty one."""
+    det = LG.load_detector(WEIGHTS)
+    assert len(det.style) == REPORT["style_segments"] > 100
+    assert {"artstation", "8k", "concept art", "trending on artstation"} <= det.style
+    style_only = ["artstation, 8k, concept art", "trending on artstation, 8k, concept art",
+                  ", ".join(sorted(det.style)[:6])]
+    assert torch.equal(det.scores(style_only + [""]), torch.zeros(len(style_only) + 1, len(LG.HEADS)))
+    assert float(det.scores(["a cat, artstation"]).max()) > 0.0
+    # the subject still scores, and style segments leave its score unchanged
+    assert torch.equal(det.scores(["a bloody corpse, artstation, 8k"]), det.scores(["a bloody corpse"]))
+    assert LG.without_style("A Cat, Trending on ArtStation ,8k", {"trending on artstation", "8k"}) == "A Cat"
+
+
 def test_missing_and_corrupt_weights_name_the_file(tmp_path):
     missing = tmp_path / "nope.safetensors"
     with pytest.raises(ValueError, match=f"weights not found: {missing}"):
@@ -102,6 +117,12 @@ def test_missing_and_corrupt_weights_name_the_file(tmp_path):
     save_file({"weight": torch.zeros(4, 2)}, str(other), metadata={"format": "something else"})
     with pytest.raises(ValueError, match=f"weights file {other} is not usable: expected format"):
         LG.load_detector(other)
+    no_style = tmp_path / "no_style.safetensors"
+    save_file({"weight": torch.zeros(4, 8), "bias": torch.zeros(8), "cut": torch.zeros(8)}, str(no_style),
+              metadata={"format": LG.FORMAT, "feature_version": str(LG.FEATURE_VERSION),
+                        "heads": json.dumps(list(LG.HEADS)), "char_ngrams": "[3, 5]"})
+    with pytest.raises(ValueError, match=f"weights file {no_style} is not usable: no style vocabulary"):
+        LG.load_detector(no_style)
     nan = tmp_path / "nan.safetensors"
     LG.save_detector(nan, torch.full((8, 8), float("nan")), torch.zeros(8), torch.zeros(8))
     with pytest.raises(ValueError, match="not all finite"):
