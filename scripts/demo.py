@@ -6,7 +6,10 @@ transformer world (a tiny synthetic model the project trains: coloured shapes fo
 naked figure, a knife and benign things) for a few prompts, and writes one labelled picture:
 unprotected (KSampler) / ours / ours with region auto / the region. With a checkpoint (or
 --workflow) it runs that workflow as before. Either way: the host's server on a free loopback
-port, the workflow posted through the HTTP API, the server stopped at the end.
+port, the workflow posted through the HTTP API, the server stopped at the end. When the server
+refuses the workflow or a node fails (a damaged checkpoint, say), one line on stderr names the node
+and the host's message and where the full record (demo-failure.json) and the server log are, and
+the exit status is 1.
 """
 import argparse
 import json
@@ -29,8 +32,13 @@ def use_checkpoint(prompt, checkpoint):
     if not src.is_file():
         raise SystemExit(f"CHECKPOINT={checkpoint}: no such file")
     dest = comfyui_path() / "models" / "checkpoints" / src.name
+    if dest.is_symlink() and dest.resolve() != src:   # a link an earlier run left, to another (or no) file
+        dest.unlink()
     if not dest.exists():
         dest.symlink_to(src)
+    elif not dest.samefile(src):
+        raise SystemExit(f"CHECKPOINT={checkpoint}: another file named {src.name} is already in {dest.parent}: "
+                         "rename one of them")
     for node in prompt.values():
         if node["class_type"] == "CheckpointLoaderSimple":
             node["inputs"]["ckpt_name"] = src.name
@@ -99,11 +107,55 @@ def compose(rows, path, scale=2):
     sheet.save(path)
 
 
+FAILURE_RECORD = "demo-failure.json"   # written beside server.log in the output folder (.build/demo-output/)
+
+
+def one_line(text):
+    return " ".join(str(text).split())
+
+
+def execution_failure(entry):
+    """What failed, in a line, from a history record that did not end in success."""
+    for kind, data in entry.get("status", {}).get("messages", []):
+        if kind == "execution_error":
+            exc = str(data.get("exception_type") or "error").rsplit(".", 1)[-1]
+            return (f"node {data.get('node_id')} ({data.get('node_type')}) failed: {exc}: "
+                    f"{one_line(data.get('exception_message', ''))}")
+        if kind == "execution_interrupted":
+            return f"the run was interrupted at node {data.get('node_id')} ({data.get('node_type')})"
+    return f"the workflow ended with status {entry.get('status', {}).get('status_str')!r}"
+
+
+def refusal(body):
+    """What the server refused, in a line, from POST /prompt's error answer (validation failed)."""
+    if not isinstance(body, dict):
+        return f"the server refused the workflow: {one_line(body)[:500]}"
+    for node_id, node in (body.get("node_errors") or {}).items():
+        for err in node.get("errors", []):
+            detail = f": {err['details']}" if err.get("details") else ""
+            return (f"the server refused the workflow: node {node_id} ({node.get('class_type')}): "
+                    f"{one_line(err.get('message', '') + detail)}")
+    err = body.get("error") or body
+    if isinstance(err, dict) and "message" in err:
+        err = err["message"] + (f": {err['details']}" if err.get("details") else "")
+    return f"the server refused the workflow: {one_line(err)[:500]}"
+
+
+def fail(server, what, record):
+    """One line on stderr (what failed, where the full record and the server log are), exit status 1."""
+    path = Path(server.output_dir).resolve() / FAILURE_RECORD
+    path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    raise SystemExit(f"[demo] {what} (full record: {path}; server log: {Path(server.log_path).resolve()})")
+
+
 def run_or_explain(server, prompt):
-    entry = server.run(prompt, timeout=1800)
+    Path(server.output_dir, FAILURE_RECORD).unlink(missing_ok=True)   # a record from an earlier run
+    status, body = server.post_prompt(prompt)
+    if status != 200:
+        fail(server, refusal(body), {"http_status": status, "response": body, "prompt": prompt})
+    entry = server.wait(body["prompt_id"], timeout=1800)
     if entry["status"]["status_str"] != "success":
-        print(json.dumps(entry["status"], indent=1)[-3000:], file=sys.stderr)
-        raise SystemExit("[demo] the workflow failed (server log: %s)" % server.log_path)
+        fail(server, execution_failure(entry), entry)
     return entry
 
 
