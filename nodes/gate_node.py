@@ -135,7 +135,9 @@ class SafetyPromptGate(io.ComfyNode):
                 # Ids must differ from the inputs'; the names users see are the display names.
                 io.Float.Output("gated_weight", display_name="safety_weight", tooltip="The input weight when the prompt is unsafe, else 0.0 "
                                                          "(the sampler then returns exactly KSampler's result)."),
-                io.Float.Output("score", display_name="score", tooltip="0..1: 1 for a term match, else the similarity part."),
+                io.Float.Output("score", display_name="score", tooltip=(
+                    "0..1: the highest of its parts (1 for a term match, the similarity part, the "
+                    "learned part's score on the preset's head).")),
                 io.Boolean.Output("is_unsafe", display_name="is_unsafe", tooltip="Whether the prompt was judged unsafe."),
                 io.String.Output("reason", display_name="reason", tooltip="Which term, concept or learned "
                                  "category triggered the gate (with the per-category scores), or why not."),
