@@ -19,13 +19,12 @@ bench/results/gate_devset.md and gate_heldout.md):
   the-two false-alarm rates, and the README says by how much it misses.
 - The test split and COCO are reported beside the choice, never used to make it.
 """
-import argparse
 from pathlib import Path
 
 from . import data as D
 from .dev_report import load_dev_set
 from .metrics import wilson_text
-from .report import LG, OUT, detector_scores, load_pure, preset_terms
+from .report import LG, detector_scores, load_pure, preset_terms, report_args
 
 FA_BOUND = 0.05
 DEFAULT_THRESHOLD = 0.5
@@ -68,11 +67,7 @@ def choose(results):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(D.DATA))
-    ap.add_argument("--weights", default=str(LG.DEFAULT_WEIGHTS))
-    ap.add_argument("--out", default=str(OUT / "gate_default.md"))
-    a = ap.parse_args(argv)
+    a = report_args(__doc__, "gate_default.md", argv)
     det, terms = LG.load_detector(a.weights), preset_terms()
     prompts = D.load_prompts(a.data)
     cut = 50.0

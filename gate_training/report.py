@@ -9,6 +9,7 @@ Writes bench/results/gate_heldout.md and gate_roc.png.
 """
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -60,12 +61,17 @@ def flagged(vals):
     return sum(v >= 0.5 for v in vals) / len(vals) if vals else float("nan")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def report_args(doc, out_name, argv=None):
+    """The reports' shared arguments: --data (the CSVs), --weights (the detector), --out."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--data", default=str(D.DATA))
     ap.add_argument("--weights", default=str(LG.DEFAULT_WEIGHTS))
-    ap.add_argument("--out", default=str(OUT / "gate_heldout.md"))
-    a = ap.parse_args(argv)
+    ap.add_argument("--out", default=str(OUT / out_name))
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    a = report_args(__doc__, "gate_heldout.md", argv)
     det = LG.load_detector(a.weights)
     info = json.loads(Path(a.weights).with_suffix(".json").read_text())
     prompts = D.load_prompts(a.data)
@@ -144,7 +150,8 @@ def main(argv=None):
     lines += ["", "In this copy of I2P, `hard` = 1 marks exactly the prompts with inappropriate >= 50%, so the hard "
               "row equals the positives. nudity.csv rows are I2P rows; only those in the test split are held out.",
               "", f"Scoring: {per_prompt_ms:.2f} ms per prompt for the three detectors and eight heads (CPU, one "
-              "thread, features included).", "", "![ROC](gate_roc.png)", "",
+              f"thread, features included; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores while it ran).",
+              "", "![ROC](gate_roc.png)", "",
               "## Crafted prompts (preset `all`, default threshold 0.5: 1 = flagged)", "",
               "| prompt | terms | learned (`any` score) | all |", "|---|---|---|---|"]
     gate, terms_all = load_pure("prompt_gate"), preset_terms()["any"]
