@@ -93,21 +93,25 @@ class LearnedDetector:
         self.style = frozenset(style)
         self.buckets = self.weight.shape[0]
 
+    def features(self, texts):
+        """The texts' sparse feature matrix, each text without its style segments."""
+        return design_matrix([without_style(t, self.style) for t in texts], self.buckets, self.char_ngrams)
+
     def logits(self, texts):
-        """(len(texts), heads) raw logits w . x + b of the texts without their style segments."""
-        x = design_matrix([without_style(t, self.style) for t in texts], self.buckets, self.char_ngrams)
+        """(len(texts), heads) raw logits w . x + b."""
         import torch
-        return torch.sparse.mm(x, self.weight) + self.bias
+        return torch.sparse.mm(self.features(texts), self.weight) + self.bias
 
     def scores(self, texts):
         """(len(texts), heads) scores in [0, 1): 0.5 at each head's operating point. A text with no
         features once its style segments are gone (style alone, or nothing) scores 0: there is
         nothing to judge, and the bias alone sits above some heads' cuts."""
         import torch
-        s = torch.sigmoid(self.logits(texts) - self.cut)
-        empty = [i for i, t in enumerate(texts) if not feature_names(without_style(t, self.style))]
-        if empty:
-            s[empty] = 0.0
+        x = self.features(texts)
+        s = torch.sigmoid(torch.sparse.mm(x, self.weight) + self.bias - self.cut)
+        judged = torch.zeros(len(texts), dtype=torch.bool)
+        judged[x.indices()[0]] = True
+        s[~judged] = 0.0
         return s
 
     def score(self, text):
