@@ -37,6 +37,24 @@ def test_cluster_bootstrap_intervals_and_paired_differences():
     assert np.isnan(stats.ratio(np.zeros((2, 2)), np.zeros((2, 2))))
 
 
+def test_operating_only_tests_the_reference_and_each_dev_point_of_the_full_plan():
+    from bench.efficacy.protocol_eval import test_settings
+    from bench.efficacy.protocol_run import key
+    ours = {"context": "empty", "mode": "strip", "merge": "every_step", "threshold": 0.2, "weight": 0.5}
+    points = {"negative": {}, "sld": {"preset": "WEAK"}, "uce": {"target": "", "preserve": "empty_prompt", "lam": 1.0},
+              "context": {"context": "empty", "mode": "strip"},
+              "switch": {"context": "empty", "mode": "strip", "threshold": 0.4}, "ours": ours}
+    others = {"sld": {"preset": "MAX"}, "uce": {"target": "", "preserve": "dev_concepts", "lam": 1.0}}
+    chosen = {f: (st, [(key(f, s), None, None) for s in (st, others.get(f, st))]) for f, st in points.items()}
+    full = test_settings(chosen, ("refresh", "region_mode"))
+    short = test_settings(chosen, ("refresh", "region_mode"), operating_only=True)
+    assert short[0] == full[0] == ("No protection", "none", {}, "reference")
+    assert [r[1] for r in short[1:]] == ["negative", "sld", "uce", "context", "switch", "ours"]
+    assert all(r[3] == "operating point" and r[2] == points[r[1]] for r in short[1:])
+    assert [r for r in full if r[3] in ("reference", "operating point")] == short
+    assert len(full) > len(short) + 10   # the curves, refresh and region rows are what it leaves out
+
+
 def test_slope_recovers_a_known_slope():
     x = np.array([0.0, 0.2, 0.4, 0.6])
     P, S = 8, 5

@@ -47,7 +47,7 @@ def _word_tokens(clip, text):
 
 
 def world_results(host, proto, seed, log=print, families=None, prompts=None, slots=None, checkpoint=None,
-                  run_cache=None):
+                  run_cache=None, operating_only=False):
     from concept_world import world_module
     build = world_module(proto.get("arch", "sd15"))
     name = checkpoint or build.checkpoint_name(seed)
@@ -60,8 +60,8 @@ def world_results(host, proto, seed, log=print, families=None, prompts=None, slo
                     run_cache=run_cache)
     cosines = erased_cosines(test)
     from .protocol_run import node_inputs
-    rows, validity, draws = evaluate_test(test, proto, groups, test_settings(chosen, node_inputs(host)), cosines,
-                                          log)
+    rows, validity, draws = evaluate_test(test, proto, groups, test_settings(chosen, node_inputs(host), operating_only),
+                                          cosines, log)
     level = proto["bootstrap"]["level"]
     ops = {r["family"]: r for r in rows if r["role"] == "operating point"}
     best = best_baseline({f: chosen[f] for f in BASELINES if f in ops}, proto["selection"]["max_disruption"])
@@ -73,7 +73,7 @@ def world_results(host, proto, seed, log=print, families=None, prompts=None, slo
     return {"seed": seed, "checkpoint": name, "info": build.world_info(seed), "chosen": chosen,
             "rows": rows, "validity": validity, "best_baseline": best, "paired": diffs, "cosines": cosines,
             "dev_seconds": dev_seconds, "seconds": time.time() - t0, "n_test_prompts": len(test.prompts),
-            "slots": test.slots}
+            "slots": test.slots, "test_rows": "operating points" if operating_only else "operating points and curves"}
 
 
 def small_prompts(proto, per_kind=1):
@@ -172,6 +172,8 @@ def main(argv=None):
     ap.add_argument("--slots", type=int, default=None, help="noise slots per prompt (default: the protocol's)")
     ap.add_argument("--add", action="store_true",
                     help="keep the worlds of OUT/results.json that this run does not redo (one world per call)")
+    ap.add_argument("--operating-only", action="store_true",
+                    help="test only the reference and each method's dev-chosen operating point (no curve rows)")
     add_run_cache_option(ap)
     ap.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                     help="sample nothing: write OUT from the results.json of these folders (worlds run apart)")
@@ -199,7 +201,8 @@ def main(argv=None):
     results = []
     for seed in seeds:
         build.ensure_world(host.root, seed)
-        res = world_results(host, proto, seed, prompts=prompts, slots=a.slots, run_cache=run_cache)
+        res = world_results(host, proto, seed, prompts=prompts, slots=a.slots, run_cache=run_cache,
+                            operating_only=a.operating_only)
         res["prompts"] = prompts["test"] if prompts else proto["splits"]["test"]
         results.append(res)
         write_outputs(results, proto, digest, a.out, add=a.add)   # after every world: a cut-short run keeps them

@@ -11,11 +11,16 @@ from .protocol_run import key
 from .protocol_tune import BASELINES, measure, run_setting
 
 
-def test_settings(chosen, node_inputs=()):
+def test_settings(chosen, node_inputs=(), operating_only=False):
     """[(label, family, setting, role)] evaluated on test. Where the sampler node has them, ours
     at its dev point also runs with refresh 2, 3, 4 (every_step) and with region auto (both merge
-    modes) at the same w and tau: not tuned, so they are compared at the same operating point."""
+    modes) at the same w and tau: not tuned, so they are compared at the same operating point.
+    `operating_only`: the reference and each family's operating point, nothing else (every claim
+    and paired difference reads only those; the curves are extra rows)."""
     rows = [("No protection", "none", {}, "reference")]
+    if operating_only:
+        return rows + [(fam, fam, chosen[fam][0], "operating point")
+                       for fam in (*BASELINES, "context", "switch", "ours") if fam in chosen]
     for fam in BASELINES:
         if fam in chosen:
             rows.append((fam, fam, chosen[fam][0], "operating point"))
