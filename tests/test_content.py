@@ -121,3 +121,19 @@ def test_same_text_items_compares_each_items_text_row_and_the_text_keys():
     assert cm.same_text_items([[one, {}]], [[one.clone(), {}]], 2) == [True, True]
     assert cm.same_text_items([[one, {}]], [[torch.randn(1, 4, 8), {}]], 2) == [False, False]
     assert cm.same_text_items([[one, {}]], [[torch.randn(1, 5, 8), {}]], 1) == [False]
+
+
+def test_content_bench_v4_curve_rows_are_the_other_stage_one_candidates():
+    """Addendum v4 (frozen) runs every stage-1 candidate on test as a curve row besides the dev choice."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.efficacy import content_bench
+    add = content_bench.load_addendum(content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v4"][0])
+    cands = content_bench.stage1(add)
+    assert len(cands) == 6 and {(c["check_start"], c["score_threshold"]) for c in cands} == {
+        (s, t) for s in (0.2, 0.4, 0.6) for t in (0.5, 0.8)}
+    rows = content_bench.test_rows({"ours": {"merge": "every_step", "weight": 0.5}}, cands[2], cands)
+    curve = [r for r in rows if r[3].startswith("curve")]
+    assert [r[2] for r in curve] == [c for c in cands if c != cands[2]]
+    assert sum(r[3].startswith("operating point (cell") for r in rows) == 1

@@ -1,13 +1,14 @@
 """The content check (issue 23) on the transformer worlds, by the frozen addendum
 concept_world/protocol_content.json:
 
-    python -m bench.efficacy.content_bench [--small] [--out DIR] [--run-cache]
+    python -m bench.efficacy.content_bench [--addendum v1..v4] [--small] [--out DIR] [--run-cache]
 
 Dev: the content method's candidates (the addendum's two-stage search) run on the dev split and the
 base protocol's selection rule picks one. Test: the unprotected reference, every baseline at the
 dev point the base protocol's committed run chose, ours global and region auto at ours' point, the
 content method at its dev point with the in-loop cell detector, and the same setting with the
-scorer itself in the loop (an oracle upper bound, labelled so). Reports per prompt type, benign
+scorer itself in the loop (an oracle upper bound, labelled so); from v4 on, every other stage-1
+candidate too, as curve rows. Reports per prompt type, benign
 untouched (bit for bit), locality, paired differences and cost.
 """
 import hashlib
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # the addenda, each frozen by sha256 before its results (v2 was written after v1's, see its note)
 ADDENDA = {"v1": ("protocol_content.json", "c4c5a1da8dc549ea89571faef329e77ff537139759b01ef3cff507abd128332f"),
            "v2": ("protocol_content_v2.json", "8f1a665c06c2313f14a90e594d299af4305fc9c1d0bdec4ee88ce6b6e0a98760"),
-           "v3": ("protocol_content_v3.json", "a657ce79e71f1477bfad119d96c8a8fec731677c600ca70762ba61c556af0467")}
+           "v3": ("protocol_content_v3.json", "a657ce79e71f1477bfad119d96c8a8fec731677c600ca70762ba61c556af0467"),
+           "v4": ("protocol_content_v4.json", "94a7deb1bea6e9389ac58342b17da569cccff78d64f2104597277bb06c1cbc45")}
 ADDENDUM = ROOT / "concept_world" / ADDENDA["v1"][0]
 COMMITTED = ROOT / "bench" / "results" / "efficacy_mmdit" / "results.json"
 
@@ -70,8 +72,9 @@ def tune(dev, add, proto, groups, log):
     return json.loads(select(final, max_d).split("|", 1)[1]), final
 
 
-def test_rows(chosen_base, content):
-    """[(label, family, setting, role)] for the test split."""
+def test_rows(chosen_base, content, curve=()):
+    """[(label, family, setting, role)] for the test split; `curve`: more content settings, each
+    a row of its own (the addendum's stage-1 candidates other than the dev choice)."""
     rows = [("No protection", "none", {}, "reference")]
     for fam in ("negative", "sld", "uce", "context", "switch", "ours"):
         if fam in chosen_base:
@@ -81,6 +84,8 @@ def test_rows(chosen_base, content):
         rows.append(("ours", "ours", dict(o, merge="every_step", region_mode="auto"), "region auto every_step"))
     rows.append(("content", "content", content, "operating point (cell detector)"))
     rows.append(("content", "content", dict(content, detector="colour_rule"), "oracle (the scorer in the loop)"))
+    rows += [("content", "content", st, f"curve: check_start {st['check_start']}, score_threshold "
+                                        f"{st['score_threshold']}") for st in curve if st != content]
     return rows
 
 
@@ -157,7 +162,8 @@ def evaluate(host, proto, add, seed, log=print, prompts=None, slots=None, run_ca
     log(f"[content] dev choice: {content} ({dev_seconds:.0f} s)")
     test = SplitRun(host, name, proto, "test", log, prompts=prompts and prompts["test"], slots=slots,
                     run_cache=run_cache)
-    rows, validity, draws = evaluate_test(test, proto, groups, test_rows(chosen_base, content),
+    curve = stage1(add) if add.get("test_curve") == "stage1" else []
+    rows, validity, draws = evaluate_test(test, proto, groups, test_rows(chosen_base, content, curve),
                                           erased_cosines(test), log)
     level = proto["bootstrap"]["level"]
     ref = rows[0]
