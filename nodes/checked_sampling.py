@@ -37,4 +37,5 @@ def sample_checked(model, seed, steps, cfg, sampler_name, scheduler, positive, n
     user = user.to(device)
     safe = user if safe is None else safe.to(device)
     report = "\n".join(d.report(i) for i, d in enumerate(decisions))
-    return as_latent(samples), as_latent(user), as_latent(safe), region_output(model, shape, masks), report
+    region = masks.expand((shape[0], 1) + tuple(shape[2:]))   # a clip's mask on each of its latent frames
+    return as_latent(samples), as_latent(user), as_latent(safe), region_output(model, shape, region), report

@@ -136,11 +136,34 @@ def grow_mask(mask, pixels):
 
 
 def item_masks(decisions, latent_shape, grow):
-    """[B, 1, h, w]: the grown mask of each item safety acts on, zeros for the others."""
+    """[B, 1, h, w] (video [B, 1, 1, h, w]: one mask for every frame of a clip): the grown mask of
+    each item safety acts on, zeros for the others."""
     hw = tuple(latent_shape[-2:])
     rows = [grow_mask(latent_mask(d.mask, hw), grow) if d.acts else torch.zeros(1, 1, *hw)
             for d in decisions]
-    return torch.cat(rows)
+    masks = torch.cat(rows)
+    return masks.view(masks.shape[0], 1, *([1] * (len(latent_shape) - 4)), *hw)
+
+
+def clip_results(results, frames, score_threshold):
+    """Per-frame results of `len(results) // frames` clips (clip by clip) -> one result per clip:
+    a clip fires when any frame does. Its score is its highest frame's, its classes those of the
+    frames that reach the threshold, its mask the union of their masks (None, the whole frame, if
+    one of them gives no place), so the region covers everywhere the content appeared in the clip."""
+    if frames < 1 or len(results) % frames:
+        raise ValueError(f"{len(results)} frame results do not split into clips of {frames} frames")
+    out = []
+    for c in range(len(results) // frames):
+        clip = results[c * frames:(c + 1) * frames]
+        top = max(clip, key=lambda r: float(r.score))
+        hits = [r for r in clip if float(r.score) >= score_threshold] or [top]
+        classes = tuple(dict.fromkeys(k for r in hits for k in r.classes))
+        if any(r.mask is None for r in hits):
+            mask = None
+        else:
+            mask = torch.stack([torch.as_tensor(r.mask).float() for r in hits]).amax(0)
+        out.append(ItemResult(float(top.score), mask, classes))
+    return out
 
 
 class ItemSchedule:
@@ -180,6 +203,7 @@ class BranchDifference:
         user, safe = user.float(), safe.float()
         dims = tuple(range(1, user.ndim))
         change = (safe - user).abs().mean(dim=dims) / user.abs().mean(dim=dims).clamp_min(1e-8)
-        masks = change_map(user, safe) > self.region_threshold
-        return [ItemResult(float(c.clamp(0.0, 1.0)), m[0].float(), ("branch difference",) if float(c) > 0 else ())
+        # [B, 1, h, w], or [B, 1, T, h, w] for video: a clip's region is where any frame changes
+        masks = (change_map(user, safe) > self.region_threshold).flatten(1, -3).amax(1)
+        return [ItemResult(float(c.clamp(0.0, 1.0)), m.float(), ("branch difference",) if float(c) > 0 else ())
                 for c, m in zip(change, masks)]

@@ -19,7 +19,7 @@ import comfy.samplers
 import torch
 
 from .cond_math import same_text_items
-from .content import ItemDecision, ItemSchedule, check_steps, decide, item_masks
+from .content import ItemDecision, ItemSchedule, check_steps, clip_results, decide, item_masks
 from .guider import DualLatentGuider, has_cfg_hooks
 from .latent_math import at_or_below, context_steps
 from .region import region_merge
@@ -81,10 +81,10 @@ class ContentAwareGuider(DualLatentGuider):
                seed=None):
         if self.content is None or self.safety_weight == 0.0 or int(sigmas.shape[-1]) < 2:
             return super().sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
-        if latent_image.is_nested or latent_image.ndim != 4:
-            raise ValueError(f"the content check needs an image latent [batch, channels, height, width]; got one of "
-                             f"shape {tuple(latent_image.shape)} (video latents are not checked yet): disconnect "
-                             "the detector")
+        if latent_image.is_nested or latent_image.ndim not in (4, 5):
+            raise ValueError("the content check needs an image latent [batch, channels, height, width] or a video "
+                             f"latent [batch, channels, frames, height, width]; got one of shape "
+                             f"{tuple(latent_image.shape)}: disconnect the detector")
         k, first, n_whole = self.local_threshold_step(sigmas)
         due = self.due = {s - first for s in check_steps(n_whole, self.context_threshold, self.content) if s >= first}
         estimates, self.branches = {}, {}
@@ -118,7 +118,7 @@ class ContentAwareGuider(DualLatentGuider):
 
     def second_pass(self, noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed, user,
                     decisions, masks):
-        fired = torch.tensor([d.acts for d in decisions]).view(-1, 1, 1, 1)
+        fired = torch.tensor([d.acts for d in decisions]).view(-1, *([1] * (user.ndim - 1)))
         starts = [d.start for d in decisions if d.acts]
         weight = self.safety_weight
         at_end = self.merge == "at_end"
@@ -143,6 +143,20 @@ class ContentAwareGuider(DualLatentGuider):
         self.last_run = (decisions, user, safe, masks)
         return out
 
+    def detect_items(self, detector, x0):
+        """One result per batch item: the decoded image's, or for a video the clip's, folded from
+        every decoded frame (content.clip_results)."""
+        images = self.content.decoder.decode(self.model_patcher.model.process_latent_out(x0))
+        images = images.to(comfy.model_management.intermediate_device()).float()
+        if images.ndim == 4:
+            return detector.detect(images)
+        frames = int(images.shape[1])   # a video VAE decodes [batch, frames, height, width, 3]
+        results = detector.detect(images.reshape(-1, *images.shape[2:]))
+        if len(results) != images.shape[0] * frames:
+            raise RuntimeError(f"the detector {detector.name!r} returned {len(results)} results "
+                               f"for {images.shape[0] * frames} video frames")
+        return clip_results(results, frames, self.content.score_threshold)
+
     def run_checks(self, estimates, batch, threshold_step):
         """Decode each check step's estimate (items not fired yet) and fold in the detector's say."""
         decisions = [ItemDecision() for _ in range(batch)]
@@ -157,9 +171,7 @@ class ContentAwareGuider(DualLatentGuider):
                 user, safe = self.branches[step]
                 results = detector.judge(user[todo], safe[todo])
             else:
-                x0 = estimates[step][todo]
-                images = self.content.decoder.decode(self.model_patcher.model.process_latent_out(x0))
-                results = detector.detect(images.to(comfy.model_management.intermediate_device()).float())
+                results = self.detect_items(detector, estimates[step][todo])
             if len(results) != len(todo):
                 raise RuntimeError(f"the detector {detector.name!r} returned {len(results)} results "
                                    f"for {len(todo)} images")

@@ -67,6 +67,41 @@ def test_grow_dilates_by_whole_latent_pixels_and_item_masks_zero_the_items_that_
     assert out.shape == (2, 1, 8, 8) and out[1].sum() == 0 and out[0].sum() == 9
 
 
+def test_a_clip_fires_when_any_frame_does_and_its_mask_is_the_union_of_the_firing_frames():
+    left, right, top = torch.zeros(4, 4), torch.zeros(4, 4), torch.zeros(4, 4)
+    left[:, :2], right[:, 2:], top[:1] = 1.0, 1.0, 1.0
+    frames = [ct.ItemResult(0.1, top, ("A",)), ct.ItemResult(0.9, left, ("B",)), ct.ItemResult(0.6, right, ("C", "B")),
+              ct.ItemResult(0.2, top), ct.ItemResult(0.3, left, ("A",)), ct.ItemResult(0.0, None)]
+    clip0, clip1 = ct.clip_results(frames, 3, score_threshold=0.5)
+    assert clip0.score == 0.9 and clip0.classes == ("B", "C")
+    assert torch.equal(clip0.mask, torch.maximum(left, right))          # not frame 0's top row: it did not fire
+    assert clip1.score == pytest.approx(0.3) and torch.equal(clip1.mask, left)   # nothing fired: its best frame
+    (whole,) = ct.clip_results([ct.ItemResult(0.7, None), ct.ItemResult(0.8, left)], 2, 0.5)
+    assert whole.mask is None                                           # a firing frame without a place: all
+    with pytest.raises(ValueError, match="clips of 2 frames"):
+        ct.clip_results(frames[:5], 2, 0.5)
+
+
+def test_item_masks_of_a_video_latent_hold_one_mask_for_every_frame_of_a_clip():
+    fired, quiet = ct.ItemDecision(fired_at=3, start=3), ct.ItemDecision()
+    fired.mask = torch.zeros(32, 32)
+    fired.mask[:8, :8] = 1.0
+    masks = ct.item_masks([fired, quiet], (2, 16, 5, 4, 4), grow=0)
+    assert masks.shape == (2, 1, 1, 4, 4)
+    assert float(masks[0, 0, 0, 0, 0]) == 1.0 and float(masks[0].sum()) == 1.0 and float(masks[1].sum()) == 0.0
+    assert ct.item_masks([fired], (1, 16, 4, 4), grow=0).shape == (1, 1, 4, 4)
+
+
+def test_branch_difference_on_a_video_gives_one_latent_mask_per_clip():
+    g = torch.Generator().manual_seed(0)
+    user = torch.randn(2, 16, 3, 8, 8, generator=g)
+    safe = user.clone()
+    safe[0, :, 2, :4, :4] += 5.0                # clip 0 changes in one frame's corner only
+    a, b = ct.BranchDifference(0.5).judge(user, safe)
+    assert a.mask.shape == (8, 8) and float(a.mask[:4, :4].min()) == 1.0 and float(a.mask[4:, 4:].max()) == 0.0
+    assert a.score > 0 and b.score == 0.0 and float(b.mask.sum()) == 0.0
+
+
 def test_item_schedule_switches_each_item_on_at_its_own_noise_level():
     masks = torch.ones(3, 1, 2, 2)
     sched = ct.ItemSchedule(masks, [5.0, 2.0, None])
