@@ -17,8 +17,8 @@ from concept_world import build, detect, latent, protocol, scenes, transformer  
 
 
 def test_shipped_weights_match_their_record_and_fit_the_size_limit():
-    seeds = [s for s in transformer.WORLD_SEEDS if transformer.shipped(s)]
-    assert 0 in seeds                                                    # the demo's world at least
+    seeds = sorted(json.loads(p.read_text())["config"]["seed"] for p in transformer.SHIPPED.glob("mmdit-s*.json"))
+    assert 0 in seeds and set(transformer.WORLD_SEEDS) <= set(seeds)     # the demo's world at least
     for seed in seeds:
         path, meta = transformer.shipped(seed)
         assert path.stat().st_size < 5 * 2**20                          # a trained model ships under 5 MiB
