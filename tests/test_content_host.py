@@ -102,6 +102,13 @@ def test_detector_inputs_are_checked_by_name(s, host, monkeypatch):
         s.dual(0.5, 0.2, "every_step", detector=nudenet_check(host, s.vae), region_mode="auto")
 
 
+def test_a_latent_that_is_neither_image_nor_video_is_refused_by_name(s, host):
+    ct = pack(host, "content")
+    check = ct.ContentCheck(ct.BranchDifference(), None)
+    with pytest.raises(ValueError, match=r"needs an image latent .* or a video latent .* got one of shape \(1, 4, 64\)"):
+        s.dual(0.5, 0.2, "every_step", detector=check, latent_image={"samples": torch.zeros(1, 4, 64)})
+
+
 def test_a_detector_that_fails_mid_run_fails_the_run(s, host):
     ct = pack(host, "content")
 
