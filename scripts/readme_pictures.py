@@ -21,8 +21,8 @@ def world(host):
     sys.path.insert(0, str(PACK_DIR))
     from concept_world import build, transformer
     build.setup_host(comfyui_path())
-    transformer.ensure_world(comfyui_path(), 0)
-    return host.call("CheckpointLoaderSimple", ckpt_name=transformer.checkpoint_name(0))
+    transformer.ensure_world(comfyui_path(), transformer.DEMO_SEED)
+    return host.call("CheckpointLoaderSimple", ckpt_name=transformer.checkpoint_name(transformer.DEMO_SEED))
 
 
 def to_pil(image, tile=192):

@@ -18,7 +18,7 @@ from concept_world import build, detect, latent, protocol, scenes, transformer  
 
 def test_shipped_weights_match_their_record_and_fit_the_size_limit():
     seeds = sorted(json.loads(p.read_text())["config"]["seed"] for p in transformer.SHIPPED.glob("mmdit-s*.json"))
-    assert 0 in seeds and set(transformer.WORLD_SEEDS) <= set(seeds)     # the demo's world at least
+    assert transformer.DEMO_SEED in seeds and set(transformer.WORLD_SEEDS) <= set(seeds)   # the demo's at least
     for seed in seeds:
         path, meta = transformer.shipped(seed)
         assert path.stat().st_size < 5 * 2**20                          # a trained model ships under 5 MiB
@@ -41,9 +41,9 @@ def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def world(host):
-    """The shipped world 0, assembled and loaded by the stock CheckpointLoaderSimple."""
-    path = transformer.ensure_world(host.root, 0)
-    return host.call("CheckpointLoaderSimple", ckpt_name=transformer.checkpoint_name(0))[:3] + (path,)
+    """The demo's shipped world, assembled and loaded by the stock CheckpointLoaderSimple."""
+    path = transformer.ensure_world(host.root, transformer.DEMO_SEED)
+    return host.call("CheckpointLoaderSimple", ckpt_name=transformer.checkpoint_name(transformer.DEMO_SEED))[:3] + (path,)
 
 
 def test_shipped_world_loads_as_sd3_through_the_stock_loaders(host, world):
@@ -55,7 +55,7 @@ def test_shipped_world_loads_as_sd3_through_the_stock_loaders(host, world):
     assert isinstance(model.model.model_sampling, comfy.model_sampling.ModelSamplingDiscreteFlow)
     assert model.model.model_sampling.shift == pytest.approx(3.0)
     # the loaded MMDiT holds the shipped tensors bit for bit
-    path, _ = transformer.shipped(0)
+    path, _ = transformer.shipped(transformer.DEMO_SEED)
     shipped = safetensors.torch.load_file(str(path))
     loaded = model.model.diffusion_model.state_dict()
     assert shipped.keys() == loaded.keys()
@@ -154,10 +154,10 @@ def test_small_protocol_on_the_shipped_world_with_the_coarse_to_fine_dev_search(
     small["candidates"]["ours"] = [o for o in proto["candidates"]["ours"] if o["context"] == "empty"
                                    and o["mode"] == "append" and o["weight"] in (0.25, 0.5)
                                    and o["threshold"] in (0.2, 0.4)]
-    res = protocol_bench.world_results(host, small, 0, log=lambda *a: None, prompts=prompts, slots=2,
-                                       checkpoint=transformer.checkpoint_name(0))
+    res = protocol_bench.world_results(host, small, transformer.DEMO_SEED, log=lambda *a: None, prompts=prompts,
+                                       slots=2, checkpoint=transformer.checkpoint_name(transformer.DEMO_SEED))
     assert {r["family"] for r in res["rows"]} == {"none", "negative", "sld", "uce", "context", "switch", "ours"}
-    assert res["info"]["unet_sha256_16"] == transformer.shipped(0)[1]["sha256"][:16]
+    assert res["info"]["unet_sha256_16"] == transformer.shipped(transformer.DEMO_SEED)[1]["sha256"][:16]
     assert res["validity"]["decoder_max_err"] < 2 / 255
     ours_dev = [json.loads(k.split("|", 1)[1]) for k, _, _ in res["chosen"]["ours"][1]]
     coarse = [s for s in ours_dev if s["weight"] == 0.5 and s["threshold"] == 0.2]
@@ -177,7 +177,7 @@ def test_the_shipped_world_draws_what_it_is_asked_and_ours_removes_it(host, worl
     from bench.efficacy.protocol_run import SplitRun
     proto, _ = protocol.load("mmdit")
     unsafe = [p for p in proto["splits"]["test"] if p["kind"] == "unsafe"]
-    split = SplitRun(host, transformer.checkpoint_name(0), proto, "test", log=lambda *a: None, prompts=unsafe,
+    split = SplitRun(host, transformer.checkpoint_name(transformer.DEMO_SEED), proto, "test", log=lambda *a: None, prompts=unsafe,
                      slots=2)
 
     def rate(run):
