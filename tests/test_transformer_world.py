@@ -231,3 +231,18 @@ def test_make_demo_runs_the_world_workflow_through_the_real_server(tmp_path, wor
     # the unprotected column is KSampler's image: it shows the explicit prompt's naked figure
     first = np.asarray(Image.open(sorted((tmp_path / "demo").glob("unprotected_*.png"))[0]).convert("RGB"))
     assert first.shape == (128, 128, 3)
+
+
+def test_config_hash_is_read_once_so_an_edit_during_a_run_does_not_retrain(tmp_path, monkeypatch):
+    """A copy of the package, imported; its transformer.py then gains lines at the top (as an edit
+    made while a bench runs does): the running module's hash stays the same. Reading the sources
+    at each call (inspect) had shifted them and sent a run training a world anew."""
+    import importlib
+    shutil.copytree(PACK_DIR / "concept_world", tmp_path / "cw_copy", ignore=shutil.ignore_patterns("worlds", "*.json"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    copy = importlib.import_module("cw_copy.transformer")
+    before = copy.config_hash(copy.world_config(1))
+    assert before == transformer.config_hash(transformer.world_config(1))
+    src = tmp_path / "cw_copy" / "transformer.py"
+    src.write_text("# an edit\n# made mid-run\n" + src.read_text())
+    assert copy.config_hash(copy.world_config(1)) == before
