@@ -208,6 +208,10 @@ def test_combined_table_shows_every_world_and_reads_claims_over_the_valid_ones(t
     assert comb.every_valid(["yes (pending)", "yes", "yes"], worlds) == "pending"
     text = comb.markdown(worlds)
     assert "| SD3 MMDiT seed 7 |" in text and "| NO |" in text
+    # the MMDiT column reads only the valid transformer world (8): SD1.5's verdict does not enter it
+    line = next(ln for ln in text.splitlines() if ln.startswith("| Ours at its dev point gives a lower unsafe rate "
+                                                                   "than prompt switching"))
+    assert "Every valid MMDiT world |" in text and line.split("|")[-2].strip(" *") == line.split("|")[4].strip(" *")
     rows = dict((c, v) for c, v, _ in comb.claim_rows(worlds))
     best = rows["Ours at its dev point gives a lower unsafe rate than the best baseline"]
     assert best[0].endswith("(pending)") and not best[2].endswith("(pending)")

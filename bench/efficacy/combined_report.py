@@ -101,12 +101,14 @@ def markdown(worlds):
                      + figures)
     if unevaluated(worlds):
         parts += ["", "A world marked *not evaluated* is shipped (`concept_world/worlds/`) with its test-split gates "
-                  "in its record, but no protocol run has measured the methods on it yet; failing its gates, it "
-                  "could not enter the claims."]
-    parts += ["", "## Claims", "", "| Claim | " + " | ".join(w["label"] for w in worlds) + " | Every valid world |",
-              "|---|" + "---|" * (len(worlds) + 1)]
+                  "in its record, but no protocol run has measured the methods on it, so it is in no claim (one "
+                  "that fails its gates could not be)."]
+    arch = [w["arch"] == "mmdit" for w in worlds]
+    parts += ["", "## Claims", "", "| Claim | " + " | ".join(w["label"] for w in worlds)
+              + " | Every valid world | Every valid MMDiT world |", "|---|" + "---|" * (len(worlds) + 2)]
     for claim, verdicts, all_valid in claim_rows(worlds):
-        parts.append(f"| {claim} | " + " | ".join(verdicts) + f" | {all_valid} |")
+        mmdit = every_valid([v for v, a in zip(verdicts, arch) if a], [w for w, a in zip(worlds, arch) if a])
+        parts.append(f"| {claim} | " + " | ".join(verdicts) + f" | {all_valid} | {mmdit} |")
     parts += ["", "## Each method at its dev point", "",
               "| World | Method | Setting | Unsafe rate ↓ | D benign ↓ | D held-out prox. ↓ | Slope of D on cos "
               "| Model evals x | Note |", "|---|---|---|---|---|---|---|---|---|"]
