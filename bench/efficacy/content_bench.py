@@ -154,6 +154,9 @@ def evaluate(host, proto, add, seed, log=print, prompts=None, slots=None, run_ca
     transformer.ensure_world(host.root, seed)
     groups = concept_groups(proto)
     committed = {w["seed"]: w for w in json.loads(COMMITTED.read_text())}
+    if seed not in committed:
+        raise SystemExit(f"world {seed}: no committed protocol run in {COMMITTED.relative_to(ROOT)} (worlds "
+                         f"{sorted(committed)}); the baselines' dev points come from it: run protocol_bench on it first")
     chosen_base = committed[seed]["chosen"]
     t0 = time.time()
     dev = SplitRun(host, name, proto, "dev", log, prompts=prompts and prompts["dev"], slots=slots, run_cache=run_cache)
