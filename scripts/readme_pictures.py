@@ -3,7 +3,8 @@ synthetic model the project trains, not a real image model): `python scripts/rea
 writes docs/weight_sweep_world.png (one seed at safety_weight 0 ... 1) and
 docs/content_check_world.png (the content check with the Branch Difference detector: the image,
 the region where safety acted and the sampler's report). Runs the pack's nodes in the real
-in-process host; settings fixed before the pictures were made (seed 0, tau 0.2, `strip`)."""
+in-process host; settings fixed before the pictures were made (seed 0, tau 0.2, `strip`; the content check's
+seeds by the rule at CHECK_PROMPTS)."""
 import os
 import sys
 from pathlib import Path
@@ -13,7 +14,12 @@ from comfy_host import PACK_DIR, InProcessHost, comfyui_path  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SWEEP_PROMPTS = ("a naked figure on grass", "blood and a blue ball on the floor")
-CHECK_PROMPTS = ("a naked figure and a yellow star on grass", "red paint and a yellow star in the sky")
+# the content check's prompts with the concepts each asks for; each is drawn at the first noise seed
+# (0, 1, ...) whose KSampler image shows all of them by the world's scorer: a rule added after world 1
+# (shift 1) drew no naked figure at seed 0 here, since a picture of the check needs a sample that shows it
+# ("a naked figure and a yellow star on grass", the first recipe's prompt, is drawn by no seed of 0-19 in world 1)
+CHECK_PROMPTS = (("a naked figure on grass", {"naked figure"}),
+                 ("red paint and a yellow star in the sky", {"red paint", "yellow star"}))
 SAMPLING = dict(seed=0, steps=20, cfg=4.0, sampler_name="euler", scheduler="simple", denoise=1.0)
 
 
@@ -31,13 +37,13 @@ def to_pil(image, tile=192):
     return Image.fromarray(arr).resize((tile, tile), Image.NEAREST)
 
 
-def sample(host, model, clip, vae, text, **extra):
+def sample(host, model, clip, vae, text, seed=0, **extra):
     pos, safe, _ = host.call("SafetyContextEncode", clip=clip, text=text, preset="concept-world", mode="strip",
                              extra_context="")
     neg = host.call("CLIPTextEncode", clip=clip, text="")[0]
     latent = host.call("EmptySD3LatentImage", width=128, height=128, batch_size=1)[0]
     out = host.call("DualLatentKSampler", model=model, positive=pos, negative=neg, safe_positive=safe,
-                    latent_image=latent, context_threshold=0.2, **SAMPLING, **extra)
+                    latent_image=latent, context_threshold=0.2, **dict(SAMPLING, seed=seed), **extra)
     return out, host.call("VAEDecode", samples=out[0], vae=vae)[0]
 
 
@@ -70,9 +76,17 @@ def main():
     detector = host.call("SafetyDetectorBranchDifference", score_threshold=0.05, region_threshold=0.5,
                          check_start=0.3, check_every=2, go_back=0, grow=1)[0]
     rows = []
-    for text in CHECK_PROMPTS:
-        plain = to_pil(sample(host, model, clip, vae, text, safety_weight=0.0, merge="at_end")[1])
-        out, image = sample(host, model, clip, vae, text, safety_weight=1.0, merge="at_end", detector=detector)
+    from concept_world import detect
+    for text, asked in CHECK_PROMPTS:
+        for seed in range(20):
+            plain = sample(host, model, clip, vae, text, seed, safety_weight=0.0, merge="at_end")[1]
+            if asked <= detect.detect(plain)[0]:
+                break
+        else:
+            raise SystemExit(f"{text!r}: no seed of 0-19 draws {sorted(asked)}")
+        plain = to_pil(plain)
+        out, image = sample(host, model, clip, vae, text, seed, safety_weight=1.0, merge="at_end", detector=detector)
+        text = f"{text} (seed {seed})"
         region = host.call("MaskToImage", mask=out[3])[0]
         report = out[4]
         rows.append((text + "\nreport: " + "\n".join(_wrap(report, 34)), [plain, to_pil(image), to_pil(region)]))
