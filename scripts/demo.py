@@ -64,6 +64,7 @@ def world_demo(output):
     transformer.ensure_world(comfyui_path(), transformer.DEMO_SEED)
     os.environ["COMFYUI_SAFETY_CONTEXTS"] = str(PACK_DIR / "concept_world" / "demo")   # the world's preset
     template = json.loads(WORLD_WORKFLOW.read_text())
+    template["1"]["inputs"]["ckpt_name"] = transformer.checkpoint_name(transformer.DEMO_SEED)
     server = HostServer(output)
     rows = []
     try:
@@ -71,7 +72,6 @@ def world_demo(output):
         for kind, text in WORLD_PROMPTS:
             prompt = json.loads(json.dumps(template))
             prompt["2"]["inputs"]["text"] = text
-            prompt["1"]["inputs"]["ckpt_name"] = transformer.checkpoint_name(transformer.DEMO_SEED)
             entry = run_or_explain(server, prompt)
             saved = {node: Path(server.output_dir, sub, name) for node, name, sub, _ in output_images(entry)}
             rows.append((kind, text, [saved[node] for _, node in COLUMNS]))

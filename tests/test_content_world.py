@@ -24,7 +24,8 @@ def pack(host, name):
 def world(host):
     from bench.efficacy.harness import stack_conds
     transformer.ensure_world(host.root, transformer.DEMO_SEED)
-    model, clip, vae = host.call("CheckpointLoaderSimple", ckpt_name=transformer.checkpoint_name(transformer.DEMO_SEED))[:3]
+    name = transformer.checkpoint_name(transformer.DEMO_SEED)
+    model, clip, vae = host.call("CheckpointLoaderSimple", ckpt_name=name)[:3]
     positive = stack_conds([host.encode(clip, p) for p in PROMPTS])
     safe = stack_conds([host.encode(clip, p) for p in SAFE])
     negative = stack_conds([host.encode(clip, "")] * 2)
@@ -108,7 +109,8 @@ def test_the_content_bench_on_small_settings_and_its_frozen_addendum(world, tmp_
     small, prompts = protocol_bench.small_protocol(proto), protocol_bench.small_prompts(proto)
     add = dict(add, dev_search=dict(add["dev_search"], stage1=dict(add["dev_search"]["stage1"], go_back=[0],
                                                                     merge=["at_end"])))
-    res = content_bench.evaluate(world["host"], small, add, transformer.DEMO_SEED, log=lambda *a: None, prompts=prompts, slots=2)
+    res = content_bench.evaluate(world["host"], small, add, transformer.DEMO_SEED, log=lambda *a: None,
+                                 prompts=prompts, slots=2)
     roles = [r["role"] for r in res["rows"]]
     assert roles[0] == "reference" and "oracle (the scorer in the loop)" in roles
     assert {r["family"] for r in res["rows"]} >= {"none", "uce", "switch", "ours", "content"}

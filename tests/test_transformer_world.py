@@ -43,7 +43,8 @@ def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch):
 def world(host):
     """The demo's shipped world, assembled and loaded by the stock CheckpointLoaderSimple."""
     path = transformer.ensure_world(host.root, transformer.DEMO_SEED)
-    return host.call("CheckpointLoaderSimple", ckpt_name=transformer.checkpoint_name(transformer.DEMO_SEED))[:3] + (path,)
+    name = transformer.checkpoint_name(transformer.DEMO_SEED)
+    return host.call("CheckpointLoaderSimple", ckpt_name=name)[:3] + (path,)
 
 
 def test_shipped_world_loads_as_sd3_through_the_stock_loaders(host, world):
@@ -177,8 +178,8 @@ def test_the_shipped_world_draws_what_it_is_asked_and_ours_removes_it(host, worl
     from bench.efficacy.protocol_run import SplitRun
     proto, _ = protocol.load("mmdit")
     unsafe = [p for p in proto["splits"]["test"] if p["kind"] == "unsafe"]
-    split = SplitRun(host, transformer.checkpoint_name(transformer.DEMO_SEED), proto, "test", log=lambda *a: None, prompts=unsafe,
-                     slots=2)
+    split = SplitRun(host, transformer.checkpoint_name(transformer.DEMO_SEED), proto, "test", log=lambda *a: None,
+                     prompts=unsafe, slots=2)
 
     def rate(run):
         return np.mean([any(c in found for c in unsafe[i % len(unsafe)]["unsafe"])
