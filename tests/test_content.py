@@ -172,3 +172,18 @@ def test_content_bench_v4_curve_rows_are_the_other_stage_one_candidates():
     curve = [r for r in rows if r[3].startswith("curve")]
     assert [r[2] for r in curve] == [c for c in cands if c != cands[2]]
     assert sum(r[3].startswith("operating point (cell") for r in rows) == 1
+
+
+def test_content_bench_v6_crosses_only_the_region_text():
+    """Addendum v6 (frozen) keeps v5's check point and crosses the region text: the stripped prompt
+    against the context alone with each of the world's empty-scene captions."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.efficacy import content_bench
+    add = content_bench.load_addendum(content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v6"][0])
+    cands = content_bench.stage1(add)
+    assert [(c["mode"], c["context"]) for c in cands] == [
+        ("strip", "empty"), ("replace", "an empty floor"), ("replace", "empty grass"), ("replace", "an empty sky")]
+    assert {(c["check_start"], c["score_threshold"], c["weight"], c["merge"]) for c in cands} == {(0.6, 0.8, 1.0, "at_end")}
+    assert add["worlds"] == [1, 2, 3] and "test_curve" not in add

@@ -1,7 +1,7 @@
 """The content check (issue 23) on the transformer worlds, by the frozen addendum
 concept_world/protocol_content.json:
 
-    python -m bench.efficacy.content_bench [--addendum v1..v5] [--small] [--out DIR] [--run-cache]
+    python -m bench.efficacy.content_bench [--addendum v1..v6] [--small] [--out DIR] [--run-cache]
 
 Dev: the content method's candidates (the addendum's two-stage search) run on the dev split and the
 base protocol's selection rule picks one. Test: the unprotected reference, every baseline at the
@@ -32,7 +32,8 @@ ADDENDA = {"v1": ("protocol_content.json", "c4c5a1da8dc549ea89571faef329e77ff537
            "v2": ("protocol_content_v2.json", "8f1a665c06c2313f14a90e594d299af4305fc9c1d0bdec4ee88ce6b6e0a98760"),
            "v3": ("protocol_content_v3.json", "a657ce79e71f1477bfad119d96c8a8fec731677c600ca70762ba61c556af0467"),
            "v4": ("protocol_content_v4.json", "94a7deb1bea6e9389ac58342b17da569cccff78d64f2104597277bb06c1cbc45"),
-           "v5": ("protocol_content_v5.json", "599ac5485d67dc3179cb8882e04c7c512be8dc8013dc69388d9c95422f0f1a14")}
+           "v5": ("protocol_content_v5.json", "599ac5485d67dc3179cb8882e04c7c512be8dc8013dc69388d9c95422f0f1a14"),
+           "v6": ("protocol_content_v6.json", "8ec469c5617e4683bf2b49c3c205d35353432acebafa8ac952cdb3ed34a196fb")}
 ADDENDUM = ROOT / "concept_world" / ADDENDA["v1"][0]
 COMMITTED = ROOT / "bench" / "results" / "efficacy_mmdit" / "results.json"
 
