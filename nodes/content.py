@@ -6,7 +6,9 @@ to a detector, which says per batch item: a score, a pixel mask of where unsafe 
 the classes it saw. An item fires at its first check with score >= the detector's threshold; its
 safety stream then starts `go_back` steps earlier (never before tau) and acts inside the detected
 mask, grown by `grow` latent pixels. An item that never fires keeps the user stream: KSampler's
-result, bit for bit.
+result, bit for bit. With `confirm`, an item that fired acts only if the detector also fires on
+the clean estimate of the user stream's last step (what KSampler would return): a look-alike
+that fades before the end leaves the item as KSampler made it.
 """
 import dataclasses
 import math
@@ -36,8 +38,14 @@ class ContentCheck:
     check_every: int = 2            # then every n-th step
     go_back: int = 0                # the safety stream starts this many steps before the firing check
     grow: int = 1                   # the detected mask grows by this many latent pixels
+    confirm: bool = False           # act only if the last step's estimate fires too
 
     def __post_init__(self):
+        if not isinstance(self.confirm, bool):
+            raise ValueError(f"confirm must be true or false, got {self.confirm!r}")
+        if self.confirm and getattr(self.detector, "uses_branches", False):
+            raise ValueError("confirm needs a detector that looks at the image; the branch-difference detector "
+                             "compares the prompts' predictions, so set confirm to false")
         object.__setattr__(self, "score_threshold", check_unit_interval("score_threshold", self.score_threshold))
         object.__setattr__(self, "check_start", check_unit_interval("check_start", self.check_start))
         object.__setattr__(self, "check_every", check_int("check_every", self.check_every, 1, 10000))
@@ -70,16 +78,20 @@ class ItemDecision:
     mask: object = None             # the firing check's pixel mask (None: whole image)
     checks: int = 0                 # how many checks looked at this item
     same_text: bool = False         # its safety text equals its prompt: nothing for safety to change
+    confirmed: bool = None          # with confirm: whether the last step's estimate fired too
 
     @property
     def acts(self):
         """Whether the safety stream acts on this item."""
-        return self.fired_at is not None and not self.same_text
+        return self.fired_at is not None and not self.same_text and self.confirmed is not False
 
     def report(self, item):
         if self.fired_at is None:
             return f"item {item}: nothing fired ({self.checks} checks, highest score {self.score:.2f})"
         seen = ", ".join(self.classes) or "unsafe content"
+        if self.confirmed is False:
+            return (f"item {item}: fired at step {self.fired_at + 1} (score {self.score:.2f}: {seen}), but the "
+                    "last step's image does not show it, so it was left as it was")
         if self.same_text:
             return (f"item {item}: fired at step {self.fired_at + 1} (score {self.score:.2f}: {seen}), but its "
                     "safety text equals its prompt, so it was left as it was")
@@ -102,6 +114,27 @@ def decide(decisions, step, results, check, threshold_step):
             d.start = max(threshold_step, step - check.go_back)
         else:
             d.score = max(d.score, score)
+    return decisions
+
+
+def confirm(decisions, results, check):
+    """Fold the detector's say on the last step's estimates into the decisions that fired (one
+    result per fired item, in order): an item stays acting if it fires there too, its mask then
+    the union of both detections (None, the whole image, if either gives no place)."""
+    fired = [d for d in decisions if d.fired_at is not None]
+    if len(results) != len(fired):
+        raise RuntimeError(f"the confirming check returned {len(results)} results for {len(fired)} items")
+    for d, r in zip(fired, results):
+        score = float(r.score)
+        if not math.isfinite(score) or score < 0.0 or score > 1.0:
+            raise ValueError(f"the detector returned the score {r.score!r}; scores must lie in [0, 1]")
+        d.confirmed = score >= check.score_threshold
+        if d.confirmed:
+            if d.mask is None or r.mask is None:
+                d.mask = None
+            else:
+                d.mask = torch.maximum(torch.as_tensor(d.mask).float(), torch.as_tensor(r.mask).float())
+            d.classes = tuple(dict.fromkeys(tuple(d.classes) + tuple(r.classes)))
     return decisions
 
 

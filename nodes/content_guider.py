@@ -10,6 +10,8 @@
    start are replayed from pass 1's record (no model call, and the same noise, so each item's
    trajectory up to its start is pass 1's), then each fired item's safety stream acts inside its
    detected mask from its own start. Items that did not fire keep pass 1's latent.
+With confirm, an item that fired is judged once more on pass 1's last clean estimate (decoded
+once, for the fired items only) and acts only if it fires there too.
 every_step merges the branches inside the mask at each step; at_end runs the safety stream at
 weight 1 and merges the final latents inside the mask, so outside it the user stream is kept
 bit for bit.
@@ -19,7 +21,7 @@ import comfy.samplers
 import torch
 
 from .cond_math import same_text_items
-from .content import ItemDecision, ItemSchedule, check_steps, clip_results, decide, item_masks
+from .content import ItemDecision, ItemSchedule, check_steps, clip_results, confirm, decide, item_masks
 from .guider import DualLatentGuider, has_cfg_hooks
 from .latent_math import at_or_below, context_steps
 from .region import region_merge
@@ -87,11 +89,13 @@ class ContentAwareGuider(DualLatentGuider):
                              f"{tuple(latent_image.shape)}: disconnect the detector")
         k, first, n_whole = self.local_threshold_step(sigmas)
         due = self.due = {s - first for s in check_steps(n_whole, self.context_threshold, self.content) if s >= first}
-        estimates, self.branches = {}, {}
+        estimates, self.branches, last = {}, {}, {}
 
         def keep(step, x0, x, total):
             if step in due:
                 estimates[step] = x0.detach().clone()
+            if self.content.confirm and step == total - 1:
+                last["x0"] = x0.detach().clone()
             if callback is not None:
                 callback(step, x0, x, total)
 
@@ -104,6 +108,8 @@ class ContentAwareGuider(DualLatentGuider):
         finally:
             self.pass_one = False
         decisions = self.run_checks(estimates, int(latent_image.shape[0]), k)
+        if self.content.confirm:
+            self.confirm_items(decisions, last.get("x0"), user)
         same = same_text_items(self.original_conds["positive"], self.original_conds["safe_positive"],
                                int(latent_image.shape[0]))
         for d, is_same in zip(decisions, same):
@@ -143,10 +149,12 @@ class ContentAwareGuider(DualLatentGuider):
         self.last_run = (decisions, user, safe, masks)
         return out
 
-    def detect_items(self, detector, x0):
+    def detect_items(self, detector, x0, processed=False):
         """One result per batch item: the decoded image's, or for a video the clip's, folded from
-        every decoded frame (content.clip_results)."""
-        images = self.content.decoder.decode(self.model_patcher.model.process_latent_out(x0))
+        every decoded frame (content.clip_results). `processed`: x0 is in the VAE's latent space
+        already (a sampler output), not the model's."""
+        latent = x0 if processed else self.model_patcher.model.process_latent_out(x0)
+        images = self.content.decoder.decode(latent)
         images = images.to(comfy.model_management.intermediate_device()).float()
         if images.ndim == 4:
             return detector.detect(images)
@@ -156,6 +164,16 @@ class ContentAwareGuider(DualLatentGuider):
             raise RuntimeError(f"the detector {detector.name!r} returned {len(results)} results "
                                f"for {images.shape[0] * frames} video frames")
         return clip_results(results, frames, self.content.score_threshold)
+
+    def confirm_items(self, decisions, last_x0, user):
+        """With confirm: the items that fired are judged once more on the last step's clean
+        estimate (the sampler's output itself where no callback reported the last step)."""
+        todo = [i for i, d in enumerate(decisions) if d.fired_at is not None]
+        if not todo or getattr(self.content.detector, "uses_branches", False):
+            return
+        latent = last_x0[todo] if last_x0 is not None else user[todo]
+        results = self.detect_items(self.content.detector, latent, processed=last_x0 is None)
+        confirm(decisions, results, self.content)
 
     def run_checks(self, estimates, batch, threshold_step):
         """Decode each check step's estimate (items not fired yet) and fold in the detector's say."""

@@ -48,6 +48,9 @@ class SafetyDetectorNudeNet(io.ComfyNode):
                 io.String.Input("classes", default=", ".join(nudenet_detector.DEFAULT_CLASSES), tooltip=(
                     "NudeNet classes that count as unsafe, separated by commas.")),
                 *schedule_inputs(),
+                io.Boolean.Input("confirm", default=False, optional=True, tooltip=(
+                    "Act only if the last step's image shows the detection too (one more decode, of the images "
+                    "that fired): content that appears mid-way and fades is left as KSampler made it.")),
             ],
             outputs=[SafetyDetector.Output(display_name="detector", tooltip=(
                 "Connect to the detector input of KSampler (Safety Dual Latent), its Advanced variant or "
@@ -67,9 +70,11 @@ class SafetyDetectorNudeNet(io.ComfyNode):
         return first_error()
 
     @classmethod
-    def execute(cls, vae, classes, score_threshold, check_start, check_every, go_back, grow) -> io.NodeOutput:
+    def execute(cls, vae, classes, score_threshold, check_start, check_every, go_back, grow,
+                confirm=False) -> io.NodeOutput:
         detector = nudenet_detector.NudeNetDetector(nudenet_detector.parse_classes(classes), score_threshold)
-        return io.NodeOutput(ContentCheck(detector, vae, score_threshold, check_start, check_every, go_back, grow))
+        return io.NodeOutput(ContentCheck(detector, vae, score_threshold, check_start, check_every, go_back, grow,
+                                          bool(confirm)))
 
 
 class SafetyDetectorBranchDifference(io.ComfyNode):

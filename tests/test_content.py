@@ -187,3 +187,52 @@ def test_content_bench_v6_crosses_only_the_region_text():
         ("strip", "empty"), ("replace", "an empty floor"), ("replace", "empty grass"), ("replace", "an empty sky")]
     assert {(c["check_start"], c["score_threshold"], c["weight"], c["merge"]) for c in cands} == {(0.6, 0.8, 1.0, "at_end")}
     assert add["worlds"] == [1, 2, 3] and "test_curve" not in add
+
+
+def test_confirm_keeps_an_item_acting_only_if_the_last_step_fires_too_and_joins_both_masks():
+    c = check(score_threshold=0.5, confirm=True)
+    first = torch.zeros(4, 4)
+    first[0, 0] = 1.0
+    last = torch.zeros(4, 4)
+    last[3, 3] = 1.0
+    ds = [ct.ItemDecision(), ct.ItemDecision(), ct.ItemDecision(), ct.ItemDecision()]
+    ct.decide(ds, 6, [ct.ItemResult(0.9, first, ("A",)), ct.ItemResult(0.9, first), ct.ItemResult(0.1),
+                      ct.ItemResult(0.8, None)], c, threshold_step=2)
+    # one result per item that fired, in order: items 0, 1 and 3
+    ct.confirm(ds, [ct.ItemResult(0.7, last, ("B",)), ct.ItemResult(0.3, last), ct.ItemResult(0.6, last)], c)
+    assert [d.acts for d in ds] == [True, False, False, True]
+    assert ds[0].confirmed is True and ds[1].confirmed is False and ds[2].confirmed is None
+    assert torch.equal(ds[0].mask, torch.maximum(first, last)) and ds[0].classes == ("A", "B")
+    assert ds[3].mask is None                       # no place given at the first firing: the whole image
+    assert "does not show it" in ds[1].report(1) and "safety from step" in ds[0].report(0)
+    with pytest.raises(RuntimeError, match="returned 1 results for 3 items"):
+        ct.confirm(ds, [ct.ItemResult(0.7)], c)
+    with pytest.raises(ValueError, match="scores must lie in"):
+        ct.confirm(ds, [ct.ItemResult(2.0)] * 3, c)
+
+
+def test_confirm_is_a_boolean_and_needs_a_detector_that_sees_the_image():
+    with pytest.raises(ValueError, match="confirm must be true or false"):
+        check(confirm="yes")
+    with pytest.raises(ValueError, match="branch-difference detector"):
+        ct.ContentCheck(ct.BranchDifference(), None, confirm=True)
+    assert check().confirm is False
+
+
+def test_content_bench_v7_crosses_region_text_with_confirm_and_runs_fewer_baselines():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.efficacy import content_bench
+    add = content_bench.load_addendum(content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v7"][0])
+    cands = content_bench.stage1(add)
+    assert sorted((c["mode"], c["confirm"]) for c in cands) == [
+        ("replace", False), ("replace", True), ("strip", False), ("strip", True)]
+    assert {(c["check_start"], c["score_threshold"], c["grow"]) for c in cands} == {(0.6, 0.8, 4)}
+    base = {f: {"weight": 0.5, "merge": "every_step"} for f in ("negative", "sld", "uce", "context", "switch", "ours")}
+    rows = content_bench.test_rows(base, cands[0], (), add["test_families"])
+    assert [(r[1], r[3]) for r in rows] == [
+        ("none", "reference"), ("uce", "operating point"), ("switch", "operating point"),
+        ("ours", "operating point"), ("content", "operating point (cell detector)"),
+        ("content", "oracle (the scorer in the loop)")]
+    assert len(content_bench.test_rows(base, cands[0])) == 10     # v1-v6: every baseline

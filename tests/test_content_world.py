@@ -139,3 +139,45 @@ def test_an_item_whose_safety_text_equals_its_prompt_is_left_bit_for_bit_even_wh
     assert torch.equal(latent["samples"][1], world["ref"]["samples"][1])
     assert not torch.equal(latent["samples"][0], world["ref"]["samples"][0])
     assert float(region[1].sum()) == 0.0 and float(region[0].min()) == 1.0   # no place given: the whole image
+
+
+def test_with_confirm_a_detection_that_fades_before_the_last_step_leaves_the_batch_as_ksampler(world):
+    """A detector that fires on every image at the first check and on nothing afterwards: without
+    confirm both items are acted on; with confirm the last step's check finds nothing, so the
+    batch is KSampler's bit for bit and the report says why."""
+    ct = pack(world["host"], "content")
+
+    class Fades:
+        name = "fires once"
+
+        def __init__(self):
+            self.calls = 0
+
+        def detect(self, images):
+            self.calls += 1
+            score = 1.0 if self.calls == 1 else 0.0
+            return [ct.ItemResult(score, None, ("anything",) if score else ()) for _ in images]
+
+    def sample(confirm):
+        check = ct.ContentCheck(Fades(), world["vae"], check_start=0.3, confirm=confirm)
+        return world["host"].call("DualLatentKSampler", positive=world["positive"], safe_positive=world["safe"],
+                                  safety_weight=1.0, context_threshold=0.2, merge="at_end", detector=check,
+                                  **world["common"])
+    latent, _, _, region, report = sample(False)
+    assert not torch.equal(latent["samples"][0], world["ref"]["samples"][0])
+    latent, user, _, region, report = sample(True)
+    assert torch.equal(latent["samples"], world["ref"]["samples"]) and torch.equal(user["samples"], latent["samples"])
+    assert float(region.sum()) == 0.0
+    assert all("does not show it" in line for line in report.splitlines()), report
+
+
+def test_with_confirm_the_world_detector_still_acts_on_what_stays_and_only_there(world):
+    latent, _, _, region, report = run(world, "at_end", confirm=True)
+    ref = world["ref"]["samples"]
+    lines = report.splitlines()
+    assert lines[0].startswith("item 0: fired at step") and "safety from step" in lines[0], report
+    assert lines[1].startswith("item 1: nothing fired"), report
+    assert torch.equal(latent["samples"][1], ref[1]) and not torch.equal(latent["samples"][0], ref[0])
+    inside = region[0, ::8, ::8] > 0
+    assert inside.any() and (~inside).any()
+    assert torch.equal(latent["samples"][0][:, ~inside], ref[0][:, ~inside])

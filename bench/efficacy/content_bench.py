@@ -1,7 +1,7 @@
 """The content check (issue 23) on the transformer worlds, by the frozen addendum
 concept_world/protocol_content.json:
 
-    python -m bench.efficacy.content_bench [--addendum v1..v6] [--small] [--out DIR] [--run-cache]
+    python -m bench.efficacy.content_bench [--addendum v1..v7] [--small] [--out DIR] [--run-cache]
 
 Dev: the content method's candidates (the addendum's two-stage search) run on the dev split and the
 base protocol's selection rule picks one. Test: the unprotected reference, every baseline at the
@@ -33,7 +33,8 @@ ADDENDA = {"v1": ("protocol_content.json", "c4c5a1da8dc549ea89571faef329e77ff537
            "v3": ("protocol_content_v3.json", "a657ce79e71f1477bfad119d96c8a8fec731677c600ca70762ba61c556af0467"),
            "v4": ("protocol_content_v4.json", "94a7deb1bea6e9389ac58342b17da569cccff78d64f2104597277bb06c1cbc45"),
            "v5": ("protocol_content_v5.json", "599ac5485d67dc3179cb8882e04c7c512be8dc8013dc69388d9c95422f0f1a14"),
-           "v6": ("protocol_content_v6.json", "8ec469c5617e4683bf2b49c3c205d35353432acebafa8ac952cdb3ed34a196fb")}
+           "v6": ("protocol_content_v6.json", "8ec469c5617e4683bf2b49c3c205d35353432acebafa8ac952cdb3ed34a196fb"),
+           "v7": ("protocol_content_v7.json", "48ce8b682d1b6ef695daf676f87412943cba8184682b99c1075f1ab51d9a3c2b")}
 ADDENDUM = ROOT / "concept_world" / ADDENDA["v1"][0]
 COMMITTED = ROOT / "bench" / "results" / "efficacy_mmdit" / "results.json"
 
@@ -74,14 +75,15 @@ def tune(dev, add, proto, groups, log):
     return json.loads(select(final, max_d).split("|", 1)[1]), final
 
 
-def test_rows(chosen_base, content, curve=()):
+def test_rows(chosen_base, content, curve=(), families=None):
     """[(label, family, setting, role)] for the test split; `curve`: more content settings, each
-    a row of its own (the addendum's stage-1 candidates other than the dev choice)."""
+    a row of its own (the addendum's stage-1 candidates other than the dev choice); `families`:
+    the baselines to run (default all; from v7 the addendum may name fewer)."""
     rows = [("No protection", "none", {}, "reference")]
     for fam in ("negative", "sld", "uce", "context", "switch", "ours"):
-        if fam in chosen_base:
+        if fam in chosen_base and (families is None or fam in families):
             rows.append((fam, fam, chosen_base[fam], "operating point"))
-    if "ours" in chosen_base:
+    if "ours" in chosen_base and families is None:
         o = chosen_base["ours"]
         rows.append(("ours", "ours", dict(o, merge="every_step", region_mode="auto"), "region auto every_step"))
     rows.append(("content", "content", content, "operating point (cell detector)"))
@@ -168,7 +170,7 @@ def evaluate(host, proto, add, seed, log=print, prompts=None, slots=None, run_ca
     test = SplitRun(host, name, proto, "test", log, prompts=prompts and prompts["test"], slots=slots,
                     run_cache=run_cache)
     curve = stage1(add) if add.get("test_curve") == "stage1" else []
-    rows, validity, draws = evaluate_test(test, proto, groups, test_rows(chosen_base, content, curve),
+    rows, validity, draws = evaluate_test(test, proto, groups, test_rows(chosen_base, content, curve, add.get("test_families")),
                                           erased_cosines(test), log)
     level = proto["bootstrap"]["level"]
     ref = rows[0]

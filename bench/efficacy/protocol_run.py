@@ -178,7 +178,8 @@ class SplitRun:
         detector = {"cell": in_loop.CellDetector, "colour_rule": in_loop.ColourRuleDetector}[st["detector"]]()
         return pack_module(self.host, "content").ContentCheck(
             detector, in_loop.WorldDecoder(self.space), score_threshold=st["score_threshold"],
-            check_start=st["check_start"], check_every=st["check_every"], go_back=st["go_back"], grow=st["grow"])
+            check_start=st["check_start"], check_every=st["check_every"], go_back=st["go_back"], grow=st["grow"],
+            confirm=st.get("confirm", False))
 
     def decode(self, samples):
         return self.latent_map.raw_to_image(samples.detach().cpu().double().numpy(), space=self.space)
