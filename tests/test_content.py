@@ -236,3 +236,17 @@ def test_content_bench_v7_crosses_region_text_with_confirm_and_runs_fewer_baseli
         ("ours", "operating point"), ("content", "operating point (cell detector)"),
         ("content", "oracle (the scorer in the loop)")]
     assert len(content_bench.test_rows(base, cands[0])) == 10     # v1-v6: every baseline
+
+
+def test_content_bench_v8_grows_the_mask_in_ascending_order_from_v7s_point():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.efficacy import content_bench
+    v7 = content_bench.stage1(content_bench.load_addendum(
+        content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v7"][0]))
+    cands = content_bench.stage1(content_bench.load_addendum(
+        content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v8"][0]))
+    assert [c["grow"] for c in cands] == [0, 1, 2, 4]     # a dev tie goes to the first: the smallest mask
+    assert all(c["confirm"] and c["mode"] == "replace" and c["context"] == "an empty floor" for c in cands)
+    assert cands[3] in v7                                 # grow 4 is v7's own candidate (the same run key)

@@ -1,7 +1,7 @@
 """The content check (issue 23) on the transformer worlds, by the frozen addendum
 concept_world/protocol_content.json:
 
-    python -m bench.efficacy.content_bench [--addendum v1..v7] [--small] [--out DIR] [--run-cache]
+    python -m bench.efficacy.content_bench [--addendum v1..v8] [--small] [--out DIR] [--run-cache]
 
 Dev: the content method's candidates (the addendum's two-stage search) run on the dev split and the
 base protocol's selection rule picks one. Test: the unprotected reference, every baseline at the
@@ -34,7 +34,8 @@ ADDENDA = {"v1": ("protocol_content.json", "c4c5a1da8dc549ea89571faef329e77ff537
            "v4": ("protocol_content_v4.json", "94a7deb1bea6e9389ac58342b17da569cccff78d64f2104597277bb06c1cbc45"),
            "v5": ("protocol_content_v5.json", "599ac5485d67dc3179cb8882e04c7c512be8dc8013dc69388d9c95422f0f1a14"),
            "v6": ("protocol_content_v6.json", "8ec469c5617e4683bf2b49c3c205d35353432acebafa8ac952cdb3ed34a196fb"),
-           "v7": ("protocol_content_v7.json", "48ce8b682d1b6ef695daf676f87412943cba8184682b99c1075f1ab51d9a3c2b")}
+           "v7": ("protocol_content_v7.json", "48ce8b682d1b6ef695daf676f87412943cba8184682b99c1075f1ab51d9a3c2b"),
+           "v8": ("protocol_content_v8.json", "26a23613fbbf8672c992754188996adef9b6577eb9534e268aa82a75e9a54782")}
 ADDENDUM = ROOT / "concept_world" / ADDENDA["v1"][0]
 COMMITTED = ROOT / "bench" / "results" / "efficacy_mmdit" / "results.json"
 
