@@ -109,7 +109,7 @@ class ContentAwareGuider(DualLatentGuider):
             self.pass_one = False
         decisions = self.run_checks(estimates, int(latent_image.shape[0]), k)
         if self.content.confirm:
-            self.confirm_items(decisions, last.get("x0"), user)
+            self.confirm_items(decisions, last.get("x0"))
         same = same_text_items(self.original_conds["positive"], self.original_conds["safe_positive"],
                                int(latent_image.shape[0]))
         for d, is_same in zip(decisions, same):
@@ -149,12 +149,10 @@ class ContentAwareGuider(DualLatentGuider):
         self.last_run = (decisions, user, safe, masks)
         return out
 
-    def detect_items(self, detector, x0, processed=False):
+    def detect_items(self, detector, x0):
         """One result per batch item: the decoded image's, or for a video the clip's, folded from
-        every decoded frame (content.clip_results). `processed`: x0 is in the VAE's latent space
-        already (a sampler output), not the model's."""
-        latent = x0 if processed else self.model_patcher.model.process_latent_out(x0)
-        images = self.content.decoder.decode(latent)
+        every decoded frame (content.clip_results)."""
+        images = self.content.decoder.decode(self.model_patcher.model.process_latent_out(x0))
         images = images.to(comfy.model_management.intermediate_device()).float()
         if images.ndim == 4:
             return detector.detect(images)
@@ -165,15 +163,13 @@ class ContentAwareGuider(DualLatentGuider):
                                f"for {images.shape[0] * frames} video frames")
         return clip_results(results, frames, self.content.score_threshold)
 
-    def confirm_items(self, decisions, last_x0, user):
+    def confirm_items(self, decisions, last_x0):
         """With confirm: the items that fired are judged once more on the last step's clean
-        estimate (the sampler's output itself where no callback reported the last step)."""
+        estimate. A sampler that never reported its last step leaves them acting (unconfirmed is
+        never read as safe)."""
         todo = [i for i, d in enumerate(decisions) if d.fired_at is not None]
-        if not todo or getattr(self.content.detector, "uses_branches", False):
-            return
-        latent = last_x0[todo] if last_x0 is not None else user[todo]
-        results = self.detect_items(self.content.detector, latent, processed=last_x0 is None)
-        confirm(decisions, results, self.content)
+        if todo and last_x0 is not None:
+            confirm(decisions, self.detect_items(self.content.detector, last_x0[todo]), self.content)
 
     def run_checks(self, estimates, batch, threshold_step):
         """Decode each check step's estimate (items not fired yet) and fold in the detector's say."""

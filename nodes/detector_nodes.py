@@ -48,7 +48,7 @@ class SafetyDetectorNudeNet(io.ComfyNode):
                 io.String.Input("classes", default=", ".join(nudenet_detector.DEFAULT_CLASSES), tooltip=(
                     "NudeNet classes that count as unsafe, separated by commas.")),
                 *schedule_inputs(),
-                io.Boolean.Input("confirm", default=False, optional=True, tooltip=(
+                io.Boolean.Input("confirm", default=True, optional=True, tooltip=(
                     "Act only if the last step's image shows the detection too (one more decode, of the images "
                     "that fired): content that appears mid-way and fades is left as KSampler made it.")),
             ],
@@ -71,7 +71,7 @@ class SafetyDetectorNudeNet(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae, classes, score_threshold, check_start, check_every, go_back, grow,
-                confirm=False) -> io.NodeOutput:
+                confirm=True) -> io.NodeOutput:
         detector = nudenet_detector.NudeNetDetector(nudenet_detector.parse_classes(classes), score_threshold)
         return io.NodeOutput(ContentCheck(detector, vae, score_threshold, check_start, check_every, go_back, grow,
                                           bool(confirm)))

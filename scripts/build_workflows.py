@@ -367,7 +367,7 @@ def content_aware_txt2img(info):
     ck, enc, neg, lat = common(g)
     det = g.add("SafetyDetectorNudeNet", (C1, None), vae=out(ck, 2),
                 classes="FEMALE_BREAST_EXPOSED, FEMALE_GENITALIA_EXPOSED, MALE_GENITALIA_EXPOSED, ANUS_EXPOSED",
-                score_threshold=0.5, check_start=0.3, check_every=2, go_back=0, grow=1, confirm=False)
+                score_threshold=0.5, check_start=0.3, check_every=2, go_back=0, grow=1, confirm=True)
     ks = dual_sampler(g, ck, enc, neg, lat, detector=out(det, 0), safety_weight=0.8)
     region_result(g, ks, ck, "content_aware_txt2img")
     return g

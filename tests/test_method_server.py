@@ -64,7 +64,7 @@ def test_object_info_has_the_contracted_interface(server):
     det = info["SafetyDetectorNudeNet"]
     assert list(det["input"]["required"]) == ["vae", "classes", "score_threshold", "check_start", "check_every",
                                               "go_back", "grow"]
-    assert list(det["input"]["optional"]) == ["confirm"] and det["input"]["optional"]["confirm"][1]["default"] is False
+    assert list(det["input"]["optional"]) == ["confirm"] and det["input"]["optional"]["confirm"][1]["default"] is True
     assert det["output"] == ["SAFETY_DETECTOR"]
     for node in ("SafetyContextEncode", "DualLatentKSampler", "DualLatentKSamplerAdvanced", "SafetyDualGuider",
                  "SafetyDetectorNudeNet"):
