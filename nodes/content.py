@@ -99,6 +99,14 @@ class ItemDecision:
                 f"safety from step {self.start + 1}")
 
 
+def checked_score(result):
+    """A detector result's score as a float, refused unless it lies in [0, 1]."""
+    score = float(result.score)
+    if not math.isfinite(score) or score < 0.0 or score > 1.0:
+        raise ValueError(f"the detector returned the score {result.score!r}; scores must lie in [0, 1]")
+    return score
+
+
 def decide(decisions, step, results, check, threshold_step):
     """Fold one check's per-item results into the decisions (items that fired already keep
     their first firing)."""
@@ -106,9 +114,7 @@ def decide(decisions, step, results, check, threshold_step):
         if d is None or d.fired_at is not None:
             continue
         d.checks += 1
-        score = float(r.score)
-        if not math.isfinite(score) or score < 0.0 or score > 1.0:
-            raise ValueError(f"the detector returned the score {r.score!r}; scores must lie in [0, 1]")
+        score = checked_score(r)
         if score >= check.score_threshold:
             d.fired_at, d.score, d.classes, d.mask = step, score, tuple(r.classes), r.mask
             d.start = max(threshold_step, step - check.go_back)
@@ -125,10 +131,7 @@ def confirm(decisions, results, check):
     if len(results) != len(fired):
         raise RuntimeError(f"the confirming check returned {len(results)} results for {len(fired)} items")
     for d, r in zip(fired, results):
-        score = float(r.score)
-        if not math.isfinite(score) or score < 0.0 or score > 1.0:
-            raise ValueError(f"the detector returned the score {r.score!r}; scores must lie in [0, 1]")
-        d.confirmed = score >= check.score_threshold
+        d.confirmed = checked_score(r) >= check.score_threshold
         if d.confirmed:
             if d.mask is None or r.mask is None:
                 d.mask = None

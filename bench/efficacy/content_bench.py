@@ -7,8 +7,9 @@ Dev: the content method's candidates (the addendum's two-stage search) run on th
 base protocol's selection rule picks one. Test: the unprotected reference, every baseline at the
 dev point the base protocol's committed run chose, ours global and region auto at ours' point, the
 content method at its dev point with the in-loop cell detector, and the same setting with the
-scorer itself in the loop (an oracle upper bound, labelled so); from v4 on, every other stage-1
-candidate too, as curve rows. Reports per prompt type, benign
+scorer itself in the loop (an oracle upper bound, labelled so); in v4 every other stage-1
+candidate too, as curve rows; from v7 on only the baselines the addendum names (`test_families`).
+Reports per prompt type, benign
 untouched (bit for bit), locality, paired differences and cost.
 """
 import hashlib
