@@ -12,6 +12,21 @@ def check(**over):
     return ct.ContentCheck(detector=None, decoder=None, **over)
 
 
+def bench_module():
+    """bench/efficacy/content_bench.py (the repository root on the path)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.efficacy import content_bench
+    return content_bench
+
+
+def addendum(version):
+    """A frozen content addendum by its version name (v1 ... v8), sha256-checked."""
+    content_bench = bench_module()
+    return content_bench.load_addendum(content_bench.ROOT / "concept_world" / content_bench.ADDENDA[version][0])
+
+
 def test_check_steps_start_at_the_later_of_tau_and_check_start_and_step_by_every():
     assert ct.check_steps(20, 0.0, check(check_start=0.3, check_every=2)) == [6, 8, 10, 12, 14, 16, 18]
     assert ct.check_steps(20, 0.5, check(check_start=0.3, check_every=3)) == [10, 13, 16, 19]
@@ -160,11 +175,8 @@ def test_same_text_items_compares_each_items_text_row_and_the_text_keys():
 
 def test_content_bench_v4_curve_rows_are_the_other_stage_one_candidates():
     """Addendum v4 (frozen) runs every stage-1 candidate on test as a curve row besides the dev choice."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.efficacy import content_bench
-    add = content_bench.load_addendum(content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v4"][0])
+    content_bench = bench_module()
+    add = addendum("v4")
     cands = content_bench.stage1(add)
     assert len(cands) == 6 and {(c["check_start"], c["score_threshold"]) for c in cands} == {
         (s, t) for s in (0.2, 0.4, 0.6) for t in (0.5, 0.8)}
@@ -177,11 +189,8 @@ def test_content_bench_v4_curve_rows_are_the_other_stage_one_candidates():
 def test_content_bench_v6_crosses_only_the_region_text():
     """Addendum v6 (frozen) keeps v5's check point and crosses the region text: the stripped prompt
     against the context alone with each of the world's empty-scene captions."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.efficacy import content_bench
-    add = content_bench.load_addendum(content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v6"][0])
+    content_bench = bench_module()
+    add = addendum("v6")
     cands = content_bench.stage1(add)
     assert [(c["mode"], c["context"]) for c in cands] == [
         ("strip", "empty"), ("replace", "an empty floor"), ("replace", "empty grass"), ("replace", "an empty sky")]
@@ -220,11 +229,8 @@ def test_confirm_is_a_boolean_and_needs_a_detector_that_sees_the_image():
 
 
 def test_content_bench_v7_crosses_region_text_with_confirm_and_runs_fewer_baselines():
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.efficacy import content_bench
-    add = content_bench.load_addendum(content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v7"][0])
+    content_bench = bench_module()
+    add = addendum("v7")
     cands = content_bench.stage1(add)
     assert sorted((c["mode"], c["confirm"]) for c in cands) == [
         ("replace", False), ("replace", True), ("strip", False), ("strip", True)]
@@ -239,14 +245,9 @@ def test_content_bench_v7_crosses_region_text_with_confirm_and_runs_fewer_baseli
 
 
 def test_content_bench_v8_grows_the_mask_in_ascending_order_from_v7s_point():
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.efficacy import content_bench
-    v7 = content_bench.stage1(content_bench.load_addendum(
-        content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v7"][0]))
-    cands = content_bench.stage1(content_bench.load_addendum(
-        content_bench.ROOT / "concept_world" / content_bench.ADDENDA["v8"][0]))
+    content_bench = bench_module()
+    v7 = content_bench.stage1(addendum("v7"))
+    cands = content_bench.stage1(addendum("v8"))
     assert [c["grow"] for c in cands] == [0, 1, 2, 4]     # a dev tie goes to the first: the smallest mask
     assert all(c["confirm"] and c["mode"] == "replace" and c["context"] == "an empty floor" for c in cands)
     assert cands[3] in v7                                 # grow 4 is v7's own candidate (the same run key)
